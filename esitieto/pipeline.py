@@ -1,0 +1,257 @@
+"""The after-call pipeline as durable jobs: fetch → transcribe → summarise + pretriage → worklist.
+
+Each step reads its input from the database, does its work outside any transaction (a
+transcription can take seconds), and writes its result in one transaction that also queues
+the next step. A step that finds its work already done returns, so a retried or duplicated
+job changes nothing. When a step gives up, the recording or call is marked so and the case
+still reaches the nurse with whatever there is: a call is never lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from esitieto.jobs import GiveUp, JobSpec, RetryLater, enqueue
+from esitieto.runtime import Runtime
+from integrations.twilio import RecordingFetchError, RecordingNotReady
+from models import (
+    Call,
+    Callback,
+    CallState,
+    JobKind,
+    Recording,
+    RecordingState,
+    Summary,
+    Transcript,
+    TranscriptSegment,
+    TriageDecision,
+    utcnow,
+)
+from pretriage.engine import decide
+from pretriage.schemas import URGENCY_RANK
+from summarizer.audio import AudioError
+from summarizer.extract import summarize
+from summarizer.schemas import CallContext
+from summarizer.stt import average_confidence
+from voicebot import service as call_service
+
+log = logging.getLogger(__name__)
+
+PRETRIAGE = "pretriage"
+SUMMARY_GENERATOR = "rules"
+
+
+class Pipeline:
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def specs(self) -> dict[str, JobSpec]:
+        return {
+            JobKind.FETCH_RECORDING: JobSpec(
+                self.fetch_recording, on_give_up=self._recording_gave_up
+            ),
+            JobKind.TRANSCRIBE: JobSpec(
+                self.transcribe, on_give_up=self._recording_gave_up, max_attempts=3
+            ),
+            JobKind.FINALIZE_CALL: JobSpec(self.finalize_call, on_give_up=self._call_gave_up),
+        }
+
+    # -- fetch ---------------------------------------------------------------------------
+
+    def fetch_recording(self, recording_id: str) -> None:
+        with self.rt.db.session() as session:
+            rec = session.get(Recording, recording_id)
+            if rec is None:
+                raise GiveUp("no such recording")
+            if rec.state != RecordingState.PENDING:
+                return
+            url = rec.source_url
+            call_sid = session.get(Call, rec.call_id).call_sid  # type: ignore[union-attr]
+        if not url:
+            raise RetryLater("recording URL not known yet")
+        try:
+            fetched = self.rt.fetcher.fetch(url)
+        except RecordingNotReady as exc:
+            raise RetryLater(str(exc)) from exc
+        except RecordingFetchError as exc:
+            raise RetryLater(str(exc)) from exc
+        ext = "mp3" if "mpeg" in fetched.content_type else "wav"
+        key = f"{call_sid}/{recording_id}.{ext}"
+        self.rt.storage.put(key, fetched.data)
+        with self.rt.db.session() as session:
+            rec = session.get(Recording, recording_id)
+            if rec is None or rec.state != RecordingState.PENDING:
+                return
+            rec.state = RecordingState.FETCHED
+            rec.storage_key = key
+            rec.content_type = fetched.content_type
+            rec.size_bytes = len(fetched.data)
+            rec.sha256 = hashlib.sha256(fetched.data).hexdigest()
+            enqueue(session, JobKind.TRANSCRIBE, rec.id)
+
+    # -- transcribe ------------------------------------------------------------------------
+
+    def transcribe(self, recording_id: str) -> None:
+        with self.rt.db.session() as session:
+            rec = session.get(Recording, recording_id)
+            if rec is None:
+                raise GiveUp("no such recording")
+            if rec.state != RecordingState.FETCHED or not rec.storage_key:
+                return
+            call = session.get(Call, rec.call_id)
+            language = call.language if call else None
+            key = rec.storage_key
+        path = self.rt.storage.local_path(key)
+        try:
+            transcript = self.rt.stt().transcribe(path, language=language)
+        except AudioError as exc:
+            self._finish_recording(recording_id, RecordingState.FAILED, error=str(exc))
+            return
+        state = RecordingState.SILENT if transcript.is_empty else RecordingState.TRANSCRIBED
+        with self.rt.db.session() as session:
+            rec = session.get(Recording, recording_id)
+            if rec is None or rec.state != RecordingState.FETCHED:
+                return
+            session.execute(delete(Transcript).where(Transcript.recording_id == rec.id))
+            row = Transcript(
+                recording_id=rec.id,
+                call_id=rec.call_id,
+                engine=transcript.engine,
+                model=transcript.model[:200],
+                language=transcript.language,
+                language_probability=transcript.language_probability,
+                text=transcript.text,
+                confidence=average_confidence(transcript),
+                audio_duration_s=transcript.audio_duration_s,
+                processing_s=transcript.processing_s,
+            )
+            row.segments = [
+                TranscriptSegment(
+                    seq=i,
+                    start_s=s.start,
+                    end_s=s.end,
+                    text=s.text,
+                    avg_logprob=s.avg_logprob,
+                    no_speech_prob=s.no_speech_prob,
+                )
+                for i, s in enumerate(transcript.segments)
+            ]
+            session.add(row)
+            rec.state = state
+            enqueue(session, JobKind.FINALIZE_CALL, rec.call_id)
+        log.info(
+            "recording %s transcribed: %.1fs audio in %.2fs",
+            recording_id,
+            transcript.audio_duration_s,
+            transcript.processing_s,
+        )
+
+    def _finish_recording(self, recording_id: str, state: str, *, error: str) -> None:
+        with self.rt.db.session() as session:
+            rec = session.get(Recording, recording_id)
+            if rec is None or rec.state in RecordingState.TERMINAL:
+                return
+            rec.state = state
+            rec.error = error[:500]
+            enqueue(session, JobKind.FINALIZE_CALL, rec.call_id)
+
+    def _recording_gave_up(self, recording_id: str, error: str) -> None:
+        self._finish_recording(recording_id, RecordingState.MISSING, error=error)
+
+    # -- finalize --------------------------------------------------------------------------
+
+    def finalize_call(self, call_id: str) -> None:
+        """Summarise and pretriage once the call has ended and every recording is settled."""
+        with self.rt.db.session() as session:
+            call = session.get(Call, call_id)
+            if call is None:
+                raise GiveUp("no such call")
+            if call.state == CallState.IN_PROGRESS:
+                return  # the status callback queues this again at hang-up
+            if any(r.state not in RecordingState.TERMINAL for r in call.recordings):
+                return  # each recording queues this again when it settles
+            transcripts = [r.transcript for r in call.recordings if r.transcript is not None]
+            text = " ".join(t.text.strip() for t in transcripts if t.text.strip())
+            confidences = [t.confidence for t in transcripts if t.confidence is not None]
+            context = CallContext(language=call.language)
+            summary = summarize(text, context)
+            decision = decide(
+                summary, text, context, asr_confidence=min(confidences) if confidences else None
+            )
+            data = summary.model_dump(mode="json")
+            row = session.scalar(select(Summary).where(Summary.call_id == call.id))
+            if row is None:
+                row = Summary(call_id=call.id, generator=SUMMARY_GENERATOR)
+                session.add(row)
+            row.source_text = text
+            row.reason = summary.reason[:300]
+            row.note = summary.note
+            row.data = data
+            row.schema_version = summary.schema_version
+
+            auto = session.scalar(
+                select(TriageDecision).where(
+                    TriageDecision.call_id == call.id, TriageDecision.source == PRETRIAGE
+                )
+            )
+            if auto is None:
+                auto = TriageDecision(call_id=call.id, source=PRETRIAGE)
+                session.add(auto)
+            auto.urgency = decision.urgency
+            auto.route = decision.route
+            auto.digital_path = decision.digital_path
+            auto.reasons = [r.model_dump(mode="json") for r in decision.reasons]
+            auto.ruleset_version = decision.ruleset_version
+
+            overridden = session.scalar(
+                select(TriageDecision.id).where(
+                    TriageDecision.call_id == call.id, TriageDecision.source != PRETRIAGE
+                )
+            )
+            if overridden is None:
+                call.urgency = decision.urgency
+                call.urgency_rank = URGENCY_RANK[decision.urgency]
+                call.route = decision.route
+            call.reason = summary.reason[:300]
+            if decision.route == "callback":
+                self._ensure_callback(session, call)
+            call.state = CallState.READY
+            call.ready_at = call.ready_at or utcnow()
+            call.processing_error = None
+
+    @staticmethod
+    def _ensure_callback(session, call: Call) -> None:
+        if session.scalar(select(Callback.id).where(Callback.call_id == call.id)) is None:
+            session.add(
+                Callback(call_id=call.id, station_id=call.station_id, phone_number=call.from_number)
+            )
+
+    def _call_gave_up(self, call_id: str, error: str) -> None:
+        """Summarising failed for good: the case still goes to a nurse for a callback."""
+        with self.rt.db.session() as session:
+            call = session.get(Call, call_id)
+            if call is None:
+                return
+            call.state = CallState.FAILED
+            call.processing_error = error[:500]
+            if call.route is None:
+                call.route = "callback"
+                call.urgency_rank = max(call.urgency_rank, 0)
+                self._ensure_callback(session, call)
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    def sweep_abandoned_calls(self) -> int:
+        """Close calls whose final status callback never came, so they reach a nurse."""
+        limit = utcnow() - timedelta(seconds=self.rt.settings.worker.abandoned_call_after_s)
+        with self.rt.db.session() as session:
+            calls = session.scalars(
+                select(Call).where(Call.state == CallState.IN_PROGRESS, Call.started_at < limit)
+            ).all()
+            for call in calls:
+                call_service.end_call(session, call, twilio_status="abandoned", duration_s=None)
+            return len(calls)

@@ -1,0 +1,161 @@
+"""One settings object for the whole app, read from ``ESITIETO_*`` environment variables.
+
+Nested concerns use ``__`` (``ESITIETO_DATABASE__URL``). Secrets are ``SecretStr`` so they never
+end up in a log line or a repr. Secrets that are not configured are generated once and kept in
+the data directory, so ``make run`` works with no configuration and a second process (the
+call simulator, a worker) on the same data directory shares them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = None
+    """SQLAlchemy URL; default: SQLite file ``esitieto.sqlite3`` in the data directory."""
+    echo: bool = False
+    pool_size: int = 10
+
+
+class TwilioSettings(BaseModel):
+    account_sid: str = "AC00000000000000000000000000000000"
+    auth_token: SecretStr | None = None
+    """Validates ``X-Twilio-Signature`` and authenticates recording downloads."""
+    public_base_url: str | None = None
+    """The URL Twilio calls (e.g. ``https://esitieto.example.fi``) when behind a proxy.
+
+    Signatures are computed over the exact URL Twilio requested; behind a TLS-terminating
+    proxy the app sees another one, so set this there."""
+    recording_fetch_timeout_s: float = 30.0
+    region: str | None = None
+    edge: str | None = None
+
+
+class AsrSettings(BaseModel):
+    engine: str = "faster-whisper"
+    model: str | None = None
+    """A model directory (CTranslate2 format for faster-whisper); default: the bundled model."""
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    beam_size: int = 5
+    max_audio_seconds: float = 600.0
+
+
+class WorkerSettings(BaseModel):
+    mode: Literal["inprocess", "external"] = "inprocess"
+    """``inprocess`` runs the job worker inside the web app; ``external`` leaves it to
+    ``esitieto worker`` processes."""
+    poll_interval_s: float = 0.5
+    lease_s: float = 300.0
+    max_attempts: int = 6
+    retry_base_s: float = 2.0
+    abandoned_call_after_s: float = 4 * 3600.0
+    """A call with no final status callback after this long is closed and processed anyway."""
+
+
+class WebSettings(BaseModel):
+    session_secret: SecretStr | None = None
+    session_max_age_s: int = 12 * 3600
+    secure_cookies: bool = False
+
+
+class DemoSettings(BaseModel):
+    enabled: bool = True
+    """Seed the demo station and the demo nurse when the database has no stations."""
+    station_id: str = "demo"
+    phone_number: str = "+358900000000"
+    nurse_username: str = "hoitaja"
+    nurse_password: SecretStr | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ESITIETO_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("./var")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    twilio: TwilioSettings = Field(default_factory=TwilioSettings)
+    asr: AsrSettings = Field(default_factory=AsrSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
+    log_level: str = "INFO"
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.data_dir / 'esitieto.sqlite3').resolve()}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @cached_property
+    def _generated(self) -> dict[str, str]:
+        return _load_or_create_generated_secrets(self.data_dir)
+
+    @property
+    def twilio_auth_token(self) -> SecretStr:
+        return self.twilio.auth_token or SecretStr(self._generated["twilio_auth_token"])
+
+    @property
+    def session_secret(self) -> SecretStr:
+        return self.web.session_secret or SecretStr(self._generated["session_secret"])
+
+    @property
+    def demo_nurse_password(self) -> SecretStr:
+        return self.demo.nurse_password or SecretStr(self._generated["demo_nurse_password"])
+
+
+_GENERATED_KEYS = ("twilio_auth_token", "session_secret", "demo_nurse_password")
+
+
+def _load_or_create_generated_secrets(data_dir: Path) -> dict[str, str]:
+    """Secrets for embedded defaults, created once per data directory (mode 0600)."""
+    path = data_dir / "secrets.json"
+    existing: dict[str, str] = {}
+    if path.exists():
+        existing = json.loads(path.read_text(encoding="utf-8"))
+        if all(k in existing for k in _GENERATED_KEYS):
+            return existing
+    values = dict(existing)
+    for key in _GENERATED_KEYS:
+        if key not in values:
+            values[key] = (
+                secrets.token_hex(16) if key == "twilio_auth_token" else secrets.token_urlsafe(24)
+            )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".secrets.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(values, fh, indent=2)
+    if existing:
+        tmp.replace(path)
+        return values
+    try:
+        os.link(tmp, path)  # fails if another process created it first: theirs wins
+    except FileExistsError:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    finally:
+        tmp.unlink()
+    return values
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,175 @@
+"""The nurse's pages: login, the worklist, the case, and the recording audio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+
+from esitieto.runtime import Runtime, get_runtime
+from esitieto.web.auth import (
+    LoginRequired,
+    StaffUser,
+    authenticate,
+    check_csrf,
+    csrf_token,
+    load_staff_user,
+)
+from esitieto.web.i18n import messages
+from models import AuditEvent, Call, Recording, Station, Summary, TriageDecision
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+WORKLIST_LIMIT = 200
+DISPLAY_TZ = ZoneInfo("Europe/Helsinki")
+
+Rt = Annotated[Runtime, Depends(get_runtime)]
+
+
+def current_user(request: Request, runtime: Rt) -> StaffUser:
+    user_id = request.session.get("uid")
+    if not user_id:
+        raise LoginRequired
+    with runtime.db.session() as session:
+        user = load_staff_user(session, str(user_id))
+    if user is None:
+        request.session.clear()
+        raise LoginRequired
+    return user
+
+
+User = Annotated[StaffUser, Depends(current_user)]
+
+
+def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    context = {"t": messages(), "csrf": csrf_token(request), "tz": DISPLAY_TZ, **context}
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request) -> Response:
+    return _render(request, "login.html", {"error": None})
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    runtime: Rt,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    csrf: Annotated[str | None, Form()] = None,
+) -> Response:
+    check_csrf(request, csrf)
+    with runtime.db.session() as session:
+        user = authenticate(session, username, password)
+        session.add(
+            AuditEvent(
+                user_id=user.id if user else None,
+                action="login" if user else "login_failed",
+                object_type="user",
+                object_id=user.id if user else None,
+            )
+        )
+        user_id = user.id if user else None
+    if user_id is None:
+        return _render(request, "login.html", {"error": messages().login_failed}, status=401)
+    request.session.clear()  # a new session on login: no fixation
+    request.session["uid"] = user_id
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:
+    check_csrf(request, csrf)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def worklist(request: Request, runtime: Rt, user: User) -> Response:
+    """The user's stations' cases, most urgent first, then longest waiting first."""
+    with runtime.db.session() as session:
+        calls = session.scalars(
+            select(Call)
+            .where(Call.station_id.in_(user.station_ids))
+            .order_by(Call.urgency_rank.desc(), Call.started_at.asc())
+            .limit(WORKLIST_LIMIT)
+        ).all()
+    return _render(request, "worklist.html", {"user": user, "calls": calls})
+
+
+@router.get("/cases/{call_id}", response_class=HTMLResponse)
+def case_page(call_id: str, request: Request, runtime: Rt, user: User) -> Response:
+    with runtime.db.session() as session:
+        call = _visible_call(session, call_id, user)
+        station = session.get(Station, call.station_id)
+        summary = session.scalar(select(Summary).where(Summary.call_id == call.id))
+        decisions = session.scalars(
+            select(TriageDecision)
+            .where(TriageDecision.call_id == call.id)
+            .order_by(TriageDecision.created_at)
+        ).all()
+        recordings: list[dict[str, Any]] = [
+            {"rec": r, "transcript": r.transcript, "segments": list(r.transcript.segments)}
+            if r.transcript
+            else {"rec": r, "transcript": None, "segments": []}
+            for r in call.recordings
+        ]
+        session.add(
+            AuditEvent(
+                user_id=user.id,
+                action="view_case",
+                object_type="call",
+                object_id=call.id,
+                station_id=call.station_id,
+            )
+        )
+    return _render(
+        request,
+        "case.html",
+        {
+            "user": user,
+            "call": call,
+            "station": station,
+            "summary": summary,
+            "decisions": decisions,
+            "recordings": recordings,
+        },
+    )
+
+
+@router.get("/cases/{call_id}/recordings/{recording_id}")
+def recording_audio(call_id: str, recording_id: str, runtime: Rt, user: User) -> Response:
+    with runtime.db.session() as session:
+        call = _visible_call(session, call_id, user)
+        rec = session.get(Recording, recording_id)
+        if rec is None or rec.call_id != call.id or not rec.storage_key:
+            raise HTTPException(status_code=404, detail="no recording")
+        session.add(
+            AuditEvent(
+                user_id=user.id,
+                action="play_recording",
+                object_type="recording",
+                object_id=rec.id,
+                station_id=call.station_id,
+            )
+        )
+        key, content_type = rec.storage_key, rec.content_type or "audio/wav"
+    path = runtime.storage.local_path(key)
+    if not path.is_file():
+        raise HTTPException(status_code=404, detail="no recording")
+    return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private"})
+
+
+def _visible_call(session, call_id: str, user: StaffUser) -> Call:
+    call = session.get(Call, call_id)
+    # Another station's case is answered exactly like a missing one.
+    if call is None or call.station_id not in user.station_ids:
+        raise HTTPException(status_code=404, detail="no such case")
+    return call

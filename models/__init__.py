@@ -1,0 +1,44 @@
+"""The SQLAlchemy data model and its Alembic migrations (``models/migrations``)."""
+
+from models.audit import AuditEvent
+from models.base import Base, utcnow
+from models.call import (
+    Call,
+    Callback,
+    CallerFeedback,
+    CallEvent,
+    CallState,
+    Recording,
+    RecordingState,
+    Summary,
+    SummaryFeedback,
+    Transcript,
+    TranscriptSegment,
+    TriageDecision,
+)
+from models.job import Job, JobKind, JobState
+from models.station import Station, StationMembership, User
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Call",
+    "CallEvent",
+    "CallState",
+    "Callback",
+    "CallerFeedback",
+    "Job",
+    "JobKind",
+    "JobState",
+    "Recording",
+    "RecordingState",
+    "Station",
+    "StationMembership",
+    "Summary",
+    "SummaryFeedback",
+    "Transcript",
+    "TranscriptSegment",
+    "TriageDecision",
+    "User",
+    "utcnow",
+]

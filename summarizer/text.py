@@ -1,0 +1,98 @@
+"""Transcript text as tokens with character offsets, clauses, and dictionary forms.
+
+Offsets are kept from the first step so every fact the extractor finds can point at the exact
+words the caller said (``transcript[start:end]``). Dictionary forms (lemmas) come from
+simplemma's Finnish, Swedish and English dictionaries, so "kuumetta", "kuumeen" and "kuume"
+are one word to the lexicon without suffix rules of our own.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import simplemma
+
+_TOKEN = re.compile(r"\d+(?:[.,]\d+)?|\w+(?:['’]\w+)*", re.UNICODE)
+_CLAUSE_BREAK = re.compile(r"[.!?;:\n]|,(?!\d)")
+CLAUSE_BREAK_WORDS = frozenset({"mutta", "men", "but", "although", "though", "paitsi", "except"})
+SUPPORTED_LANGUAGES = ("fi", "sv", "en")
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    index: int
+    text: str
+    lower: str
+    lemma: str
+    start: int
+    end: int
+    clause: int
+    sentence: int
+
+    @property
+    def forms(self) -> tuple[str, str]:
+        return (self.lower, self.lemma)
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    raw: str
+    language: str
+    tokens: tuple[Token, ...]
+
+    def span(self, first: int, last: int) -> tuple[int, int]:
+        """Character offsets from token ``first`` to token ``last`` (inclusive)."""
+        return self.tokens[first].start, self.tokens[last].end
+
+
+def normalise(raw: str) -> str:
+    """NFC, so "ä" typed two ways is one letter; offsets stay valid for the returned string."""
+    return unicodedata.normalize("NFC", raw)
+
+
+@lru_cache(maxsize=65536)
+def lemma(word: str, language: str) -> str:
+    """Dictionary form of ``word`` (lower case); the word itself when unknown."""
+    if word.isdigit():
+        return word
+    try:
+        return str(simplemma.lemmatize(word, lang=language)).lower()
+    except ValueError:  # a language simplemma does not know
+        return word
+
+
+def analyse(raw: str, language: str) -> Text:
+    """Tokenise ``raw`` into tokens that know their clause and sentence."""
+    lang = language if language in SUPPORTED_LANGUAGES else "fi"
+    breaks = [m.start() for m in _CLAUSE_BREAK.finditer(raw)]
+    sentence_breaks = [m.start() for m in re.finditer(r"[.!?\n]", raw)]
+    tokens: list[Token] = []
+    clause = sentence = 0
+    bi = si = 0
+    for m in _TOKEN.finditer(raw):
+        while bi < len(breaks) and breaks[bi] < m.start():
+            clause += 1
+            bi += 1
+        while si < len(sentence_breaks) and sentence_breaks[si] < m.start():
+            sentence += 1
+            si += 1
+        word = m.group()
+        lower = word.lower()
+        if lower in CLAUSE_BREAK_WORDS:
+            clause += 1
+        tokens.append(
+            Token(
+                index=len(tokens),
+                text=word,
+                lower=lower,
+                lemma=lemma(lower, lang),
+                start=m.start(),
+                end=m.end(),
+                clause=clause,
+                sentence=sentence,
+            )
+        )
+    return Text(raw=raw, language=lang, tokens=tuple(tokens))

@@ -1,0 +1,200 @@
+"""Shared fixtures: settings on a temporary data dir, databases (SQLite and PostgreSQL),
+the app, signed Twilio requests and synthetic caller audio."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+
+from esitieto.app import create_app, prepare
+from esitieto.runtime import Runtime
+from esitieto.settings import (
+    DatabaseSettings,
+    DemoSettings,
+    Settings,
+    TwilioSettings,
+    WorkerSettings,
+)
+from integrations.twilio import sign
+
+PG_ADMIN_URL = os.environ.get(
+    "ESITIETO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _pg_reachable(url: str) -> bool:
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+def _start_postgres() -> None:
+    """Start the machine's PostgreSQL cluster if it is installed but down."""
+    etc = Path("/etc/postgresql")
+    if not etc.is_dir() or not shutil.which("pg_ctlcluster"):
+        return
+    for version in sorted(p.name for p in etc.iterdir()):
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (started if the server is down)."""
+    if not _pg_reachable(PG_ADMIN_URL):
+        _start_postgres()
+        for _ in range(20):
+            if _pg_reachable(PG_ADMIN_URL):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL} and could not be started")
+    name = f"esitieto_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _reset_pg(url: str) -> None:
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    _reset_pg(url)
+    return url
+
+
+def make_settings(data_dir: Path, database_url: str | None = None, **worker: object) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        database=DatabaseSettings(url=database_url),
+        worker=WorkerSettings.model_validate(
+            {"mode": "external", "poll_interval_s": 0.05, "retry_base_s": 0.05, **worker}
+        ),
+        twilio=TwilioSettings(auth_token=SecretStr("test-auth-token-0123456789abcdef")),
+        demo=DemoSettings(nurse_password=SecretStr("demo-password")),
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return make_settings(tmp_path / "var", database_url)
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path) -> Settings:
+    """For tests that are not about the database."""
+    return make_settings(tmp_path / "var")
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime(settings)
+    prepare(rt)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime=runtime)) as c:
+        yield c
+
+
+class Twilio:
+    """Signs webhook requests the way Twilio does, for the test client."""
+
+    def __init__(self, client: TestClient, auth_token: str) -> None:
+        self.client = client
+        self.auth_token = auth_token
+
+    def post(self, path: str, params: dict[str, str], *, signature: str | None = None):
+        url = f"http://testserver{path}"
+        sig = signature if signature is not None else sign(self.auth_token, url, params)
+        return self.client.post(path, data=params, headers={"X-Twilio-Signature": sig})
+
+
+@pytest.fixture
+def twilio(client: TestClient, runtime: Runtime) -> Twilio:
+    return Twilio(client, runtime.settings.twilio_auth_token.get_secret_value())
+
+
+def call_params(call_sid: str | None = None, **extra: str) -> dict[str, str]:
+    return {
+        "CallSid": call_sid or "CA" + uuid.uuid4().hex,
+        "AccountSid": "AC00000000000000000000000000000000",
+        "From": "+358401234567",
+        "To": "+358900000000",
+        "Direction": "inbound",
+        "CallStatus": "in-progress",
+        **extra,
+    }
+
+
+def need(*commands: str) -> None:
+    for cmd in commands:
+        if shutil.which(cmd) is None:
+            pytest.skip(f"{cmd} is not installed (make test installs it)")
+
+
+def synth_phone_audio(text_: str, out: Path, *, voice: str = "fi", rate: int = 140) -> Path:
+    """Speak ``text_`` with espeak-ng and turn it into 8 kHz μ-law WAV, as on a phone line."""
+    need("espeak-ng", "sox")
+    wide = out.with_suffix(".22k.wav")
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(wide), text_], check=True)
+    subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-e", "u-law", str(out)], check=True)
+    wide.unlink()
+    return out
+
+
+@pytest.fixture(scope="session")
+def finnish_caller_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An invented Finnish caller, synthesised: fever and cough for three days."""
+    out = tmp_path_factory.mktemp("calls") / "kuume.wav"
+    return synth_phone_audio(
+        "Minulla on ollut kuumetta ja yskää kolme päivää. Kurkku on kipeä.", out
+    )
+
+
+@pytest.fixture(scope="session")
+def silent_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need("sox")
+    out = tmp_path_factory.mktemp("calls") / "silent.wav"
+    subprocess.run(
+        ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out), "trim", "0", "3"],
+        check=True,
+    )
+    return out

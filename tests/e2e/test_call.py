@@ -1,0 +1,134 @@
+"""End to end, as the README promises: ``esitieto serve`` in one process, a synthetic Finnish
+caller played through ``esitieto simulate-call`` in another, and the case on the worklist."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ESITIETO = [sys.executable, "-m", "esitieto.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def app_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESITIETO_")}
+    env.update(
+        ESITIETO_DATA_DIR=str(tmp_path / "var"),
+        ESITIETO_DEMO__NURSE_PASSWORD="e2e-password",
+        ESITIETO_WORKER__POLL_INTERVAL_S="0.1",
+    )
+    return env
+
+
+@pytest.fixture
+def server(app_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [*ESITIETO, "serve", "--port", str(port)],
+        env=app_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((tmp_path / "serve.log").read_text())
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*ESITIETO, "simulate-call", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_finnish_call_reaches_the_worklist(
+    server: str, app_env: dict[str, str], finnish_caller_wav: Path
+) -> None:
+    done = _simulate(app_env, "--station", "demo", "--url", server, str(finnish_caller_wav))
+    assert done.returncode == 0, done.stderr
+    case = json.loads(done.stdout)
+    assert case["state"] == "ready"
+    assert case["language"] == "fi"
+    assert len(case["transcript"]) > 10
+    assert case["recordings"][0]["state"] == "transcribed"
+    assert case["summary"]["note"]
+    assert case["triage"]["route"] in ("nurse_queue", "callback", "digital_path")
+    assert case["triage"]["urgency"] in ("emergency", "urgent", "non_urgent")
+    assert any("112" in said for said in case["heard"])
+
+    with httpx.Client(base_url=server) as browser:
+        token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+        assert token
+        browser.post(
+            "/login",
+            data={"username": "hoitaja", "password": "e2e-password", "csrf": token.group(1)},
+        )
+        worklist = browser.get("/")
+        assert worklist.status_code == 200
+        assert f'href="/cases/{case["case_id"]}"' in worklist.text
+        page = browser.get(f"/cases/{case['case_id']}")
+        assert case["recordings"][0]["segments"][0]["text"] in page.text
+        audio = re.search(r'<audio[^>]+src="([^"]+)"', page.text)
+        assert audio
+        assert browser.get(audio.group(1)).content[:4] == b"RIFF"
+
+
+def test_simulate_call_runs_its_own_app_and_reports_hang_ups(
+    app_env: dict[str, str], silent_wav: Path
+) -> None:
+    """Without --url the simulator starts the app in-process; a caller who hangs up right after
+    the greeting still leaves a case for a nurse."""
+    done = _simulate(app_env, "--station", "demo", "--hangup-after", "1", str(silent_wav))
+    assert done.returncode == 0, done.stderr
+    case = json.loads(done.stdout)
+    assert case["outcome"] == "caller_hung_up"
+    assert case["state"] == "ready"
+    assert case["recordings"] == []
+    assert case["triage"]["route"] == "callback"
+
+
+def test_simulate_call_explains_bad_arguments(app_env: dict[str, str], tmp_path: Path) -> None:
+    done = _simulate(app_env, "--station", "nowhere", str(tmp_path / "missing.wav"))
+    assert done.returncode != 0
+    assert "missing.wav" in done.stderr
+    wav = tmp_path / "x.wav"
+    wav.write_bytes(b"")
+    done = _simulate(app_env, "--station", "nowhere", str(wav))
+    assert done.returncode != 0
+    assert "unknown station 'nowhere'" in done.stderr

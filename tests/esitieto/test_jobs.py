@@ -1,0 +1,178 @@
+"""The durable job queue: once-only enqueue, exclusive claims, retries, leases, restarts."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from esitieto.jobs import GiveUp, JobSpec, RetryLater, Worker, enqueue
+from esitieto.runtime import Runtime
+from models import Job, JobState, utcnow
+
+
+def _job(runtime: Runtime, kind: str = "k", key: str = "1") -> Job:
+    with runtime.db.session() as s:
+        job = s.scalar(select(Job).where(Job.kind == kind, Job.key == key))
+        assert job is not None
+        return job
+
+
+def _worker(runtime: Runtime, run, on_give_up=None, **kw) -> Worker:
+    return Worker(runtime.db, runtime.settings.worker, {"k": JobSpec(run, on_give_up, **kw)})
+
+
+def test_enqueue_is_idempotent(runtime: Runtime) -> None:
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+        enqueue(s, "k", "1")
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+        assert len(s.scalars(select(Job)).all()) == 1
+
+
+def test_a_job_runs_once_and_is_done(runtime: Runtime) -> None:
+    ran: list[str] = []
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+    worker = _worker(runtime, ran.append)
+    assert worker.run_one() is True
+    assert worker.run_one() is False
+    assert ran == ["1"]
+    assert _job(runtime).state == JobState.DONE
+
+
+def test_enqueue_while_running_runs_again_afterwards(runtime: Runtime) -> None:
+    """A change that arrives during a run is not lost: the job runs once more."""
+    ran: list[str] = []
+
+    def run(key: str) -> None:
+        ran.append(key)
+        if len(ran) == 1:
+            with runtime.db.session() as s:
+                enqueue(s, "k", key)
+
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+    worker = _worker(runtime, run)
+    while worker.run_one():
+        pass
+    assert ran == ["1", "1"]
+    assert _job(runtime).state == JobState.DONE
+
+
+def test_only_one_worker_claims_a_job(runtime: Runtime) -> None:
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+    a = _worker(runtime, lambda key: None)
+    b = _worker(runtime, lambda key: None)
+    assert a.claim() is not None
+    assert b.claim() is None
+
+
+def test_failures_are_retried_with_backoff_then_given_up(runtime: Runtime) -> None:
+    gave_up: list[tuple[str, str]] = []
+
+    def run(key: str) -> None:
+        raise RetryLater("not ready")
+
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+    worker = _worker(runtime, run, lambda k, e: gave_up.append((k, e)), max_attempts=3)
+    for attempt in range(1, 4):
+        with runtime.db.session() as s:  # make the backoff due now
+            row = s.scalar(select(Job))
+            assert row is not None
+            row.run_after = utcnow()
+        assert worker.run_one()
+        assert _job(runtime).attempts == attempt
+    assert _job(runtime).state == JobState.FAILED
+    assert gave_up == [("1", "not ready")]
+
+
+def test_give_up_fails_at_once(runtime: Runtime) -> None:
+    gave_up: list[str] = []
+
+    def run(key: str) -> None:
+        raise GiveUp("no such thing")
+
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+    _worker(runtime, run, lambda k, e: gave_up.append(e)).run_one()
+    assert _job(runtime).state == JobState.FAILED
+    assert gave_up == ["no such thing"]
+
+
+def test_an_unexpected_error_is_retried(runtime: Runtime) -> None:
+    calls: list[int] = []
+
+    def run(key: str) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database blip")
+
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+    worker = _worker(runtime, run)
+    worker.run_one()
+    job = _job(runtime)
+    assert job.state == JobState.QUEUED
+    assert "database blip" in (job.last_error or "")
+    with runtime.db.session() as s:
+        row = s.scalar(select(Job))
+        assert row is not None
+        row.run_after = utcnow()
+    worker.run_one()
+    assert _job(runtime).state == JobState.DONE
+
+
+def test_an_expired_lease_is_taken_over(runtime: Runtime) -> None:
+    """A worker that died mid-job: once its lease runs out another worker runs the job."""
+    ran: list[str] = []
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+    dead = _worker(runtime, ran.append)
+    assert dead.claim() is not None  # claimed, then the worker "dies"
+    alive = _worker(runtime, ran.append)
+    assert alive.run_one() is False  # the lease still holds
+    with runtime.db.session() as s:
+        job = s.scalar(select(Job))
+        assert job is not None
+        job.locked_until = utcnow() - timedelta(seconds=1)
+    assert alive.run_one() is True
+    assert ran == ["1"]
+    assert _job(runtime).state == JobState.DONE
+    # The dead worker's late report changes nothing.
+    assert _job(runtime).locked_by is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses a finished child process's pid")
+def test_restart_releases_jobs_of_dead_local_processes(runtime: Runtime) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(child.stdout)
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+        enqueue(s, "k", "2")
+    with runtime.db.session() as s:
+        for job in s.scalars(select(Job)):
+            job.state = JobState.RUNNING
+            job.locked_until = utcnow() + timedelta(hours=1)
+            job.locked_by = (
+                f"{socket.gethostname()}:{dead_pid}:x"
+                if job.key == "1"
+                else f"{socket.gethostname()}:{os.getpid()}:y"
+            )
+    worker = _worker(runtime, lambda key: None)
+    assert worker.release_dead_local_leases() == 1
+    assert _job(runtime, key="1").state == JobState.QUEUED
+    assert _job(runtime, key="2").state == JobState.RUNNING

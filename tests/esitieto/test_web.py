@@ -1,0 +1,159 @@
+"""The nurse's pages: login, CSRF, the worklist order, the case page and station isolation."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from esitieto.runtime import Runtime
+from esitieto.web.auth import hash_password
+from models import (
+    AuditEvent,
+    Call,
+    CallState,
+    Recording,
+    RecordingState,
+    Station,
+    StationMembership,
+    Summary,
+    Transcript,
+    TranscriptSegment,
+    User,
+)
+
+
+def _csrf(client: TestClient, path: str = "/login") -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', client.get(path).text)
+    assert match, "page has no CSRF token"
+    return match.group(1)
+
+
+def login(client: TestClient, username: str = "hoitaja", password: str = "demo-password"):
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf": _csrf(client)},
+        follow_redirects=False,
+    )
+
+
+def _add_case(
+    runtime: Runtime, *, station: str = "demo", urgency: str | None, rank: int, reason: str
+) -> str:
+    with runtime.db.session() as s:
+        call = Call(
+            station_id=station,
+            call_sid="CA" + reason.encode().hex()[:32].ljust(32, "0"),
+            to_number="+358900000000",
+            from_number="+358401111111",
+            state=CallState.READY,
+            urgency=urgency,
+            urgency_rank=rank,
+            route="callback",
+            reason=reason,
+        )
+        s.add(call)
+        s.flush()
+        rec = Recording(
+            call_id=call.id,
+            recording_sid="RE" + call.call_sid[2:],
+            sequence=1,
+            prompt_key="reason",
+            state=RecordingState.TRANSCRIBED,
+            storage_key=f"{call.call_sid}/a.wav",
+            content_type="audio/wav",
+        )
+        s.add(rec)
+        s.flush()
+        t = Transcript(
+            recording_id=rec.id,
+            call_id=call.id,
+            engine="faster-whisper",
+            model="base",
+            language="fi",
+            text=f"Sanat: {reason}",
+        )
+        t.segments = [TranscriptSegment(seq=0, start_s=0.0, end_s=2.5, text=f"Sanat: {reason}")]
+        s.add(t)
+        s.add(
+            Summary(
+                call_id=call.id,
+                generator="rules",
+                source_text=t.text,
+                reason=reason,
+                note=f"Syy: {reason}",
+                data={},
+            )
+        )
+        runtime.storage.put(rec.storage_key or "", b"RIFF-test-audio")
+        return call.id
+
+
+def test_pages_need_a_login(client: TestClient) -> None:
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login"
+
+
+def test_wrong_password_is_refused(client: TestClient, runtime: Runtime) -> None:
+    response = login(client, password="wrong")
+    assert response.status_code == 401
+    assert "Väärä käyttäjätunnus tai salasana" in response.text
+    with runtime.db.session() as s:
+        assert s.scalar(select(AuditEvent.action)) == "login_failed"
+
+
+def test_login_without_csrf_token_is_refused(client: TestClient) -> None:
+    response = client.post("/login", data={"username": "hoitaja", "password": "demo-password"})
+    assert response.status_code == 403
+
+
+def test_worklist_shows_most_urgent_first(client: TestClient, runtime: Runtime) -> None:
+    _add_case(runtime, urgency="non_urgent", rank=0, reason="Reseptin uusinta")
+    _add_case(runtime, urgency="emergency", rank=2, reason="Rintakipu")
+    _add_case(runtime, urgency="urgent", rank=1, reason="Korkea kuume")
+    assert login(client).status_code == 303
+    page = client.get("/").text
+    order = [page.index(r) for r in ("Rintakipu", "Korkea kuume", "Reseptin uusinta")]
+    assert order == sorted(order)
+    assert "Hätätilanne" in page
+
+
+def test_case_page_shows_note_transcript_and_plays_audio(
+    client: TestClient, runtime: Runtime
+) -> None:
+    case_id = _add_case(runtime, urgency="urgent", rank=1, reason="Korvakipu")
+    login(client)
+    page = client.get(f"/cases/{case_id}")
+    assert page.status_code == 200
+    assert "Syy: Korvakipu" in page.text
+    assert "Sanat: Korvakipu" in page.text
+    audio = re.search(r'<audio[^>]+src="([^"]+)"', page.text)
+    assert audio
+    played = client.get(audio.group(1))
+    assert played.status_code == 200
+    assert played.content == b"RIFF-test-audio"
+    with runtime.db.session() as s:
+        actions = set(s.scalars(select(AuditEvent.action)).all())
+    assert {"login", "view_case", "play_recording"} <= actions
+
+
+def test_nurses_see_only_their_own_stations(client: TestClient, runtime: Runtime) -> None:
+    with runtime.db.session() as s:
+        s.add(Station(id="other", name="Toinen", phone_number="+358900000001"))
+        user = User(username="muu", display_name="Muu", password_hash=hash_password("pw-123456"))
+        s.add(user)
+        s.flush()
+        s.add(StationMembership(user_id=user.id, station_id="other"))
+    case_id = _add_case(runtime, urgency="urgent", rank=1, reason="Demon asia")
+    login(client, "muu", "pw-123456")
+    assert "Demon asia" not in client.get("/").text
+    assert client.get(f"/cases/{case_id}").status_code == 404
+
+
+def test_logout_ends_the_session(client: TestClient) -> None:
+    login(client)
+    token = _csrf(client, "/")
+    assert client.post("/logout", data={"csrf": token}, follow_redirects=False).status_code == 303
+    assert client.get("/", follow_redirects=False).status_code == 303

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from esitieto.settings import AsrSettings
+from summarizer import stt
+from summarizer.audio import AudioClip, AudioTooLongError, CorruptAudioError, EmptyAudioError
+from summarizer.schemas import Transcript, TranscriptSegment
+from summarizer.stt import (
+    ENGINES,
+    FasterWhisperEngine,
+    SpeechToText,
+    TranscriptionError,
+    average_confidence,
+    engine_loaded,
+    get_engine,
+    is_hallucination,
+    normalise_language,
+)
+
+FINNISH_STEMS = ("minulla", "ollut", "kova", "kaksi", "pää", "päi")
+"""Words/stems of the conftest sentence, at least one expected: the base model garbles
+robotic speech."""
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engine_cache() -> Iterator[None]:
+    stt._reset_engine_cache()
+    yield
+    stt._reset_engine_cache()
+
+
+@pytest.fixture(scope="module")
+def whisper(bundled_model_dir: Path) -> FasterWhisperEngine:
+    """One real engine for the slow tests in this module (loading costs ~0.5 s)."""
+    return FasterWhisperEngine(bundled_model_dir)
+
+
+def data_dir_of(bundled_model_dir: Path) -> Path:
+    return bundled_model_dir.parent.parent  # <data>/models/whisper-base-ct2
+
+
+def assert_finnish_words(text: str) -> None:
+    lowered = text.lower()
+    assert any(stem in lowered for stem in FINNISH_STEMS), "no expected Finnish word heard"
+
+
+# -- real Whisper (slow) ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_finnish_phone_call(whisper: FasterWhisperEngine, finnish_mulaw_wav: Path) -> None:
+    t = whisper.transcribe(finnish_mulaw_wav, language="fi-FI")
+    assert not t.is_empty
+    assert_finnish_words(t.text)
+    assert t.language == "fi"
+    assert t.engine == "faster-whisper"
+    assert t.model == "whisper-base-ct2"
+    assert 2.0 < t.audio_duration_s < 8.0
+    assert t.processing_s > 0
+    assert t.text == " ".join(s.text for s in t.segments)
+    for s in t.segments:
+        assert 0 <= s.start <= s.end <= t.audio_duration_s + 0.5
+        assert s.text == s.text.strip()
+        assert s.avg_logprob is not None and s.no_speech_prob is not None
+    confidence = average_confidence(t)
+    assert confidence is not None and 0 < confidence <= 1
+
+
+@pytest.mark.slow
+def test_mp3(whisper: FasterWhisperEngine, finnish_mp3: Path) -> None:
+    t = whisper.transcribe(finnish_mp3, language="fi")
+    assert not t.is_empty
+    assert_finnish_words(t.text)
+    assert 2.0 < t.audio_duration_s < 8.0
+
+
+@pytest.mark.slow
+def test_bytes_with_language_detection(
+    whisper: FasterWhisperEngine, finnish_mulaw_wav: Path
+) -> None:
+    t = whisper.transcribe(finnish_mulaw_wav.read_bytes())
+    assert not t.is_empty
+    assert_finnish_words(t.text)
+    assert t.language  # detected (the robotic voice makes the guess itself uncertain)
+    assert t.language_probability is not None and 0 < t.language_probability <= 1
+
+
+@pytest.mark.slow
+def test_line_noise_gives_an_empty_transcript(
+    whisper: FasterWhisperEngine, noise_wav: Path
+) -> None:
+    """Energy but no speech: VAD finds nothing, the no-VAD retry must not invent words."""
+    t = whisper.transcribe(noise_wav, language="fi")
+    assert t.is_empty
+    assert t.segments == []
+    assert t.audio_duration_s == pytest.approx(3.0)
+
+
+# -- the engine without inference ------------------------------------------------------------
+
+
+def test_silence_is_an_empty_transcript_without_loading_the_model(
+    bundled_model_dir: Path, silent_mulaw_wav: Path
+) -> None:
+    engine = FasterWhisperEngine(bundled_model_dir)
+    t = engine.transcribe(silent_mulaw_wav, language="fi")
+    assert t.is_empty and t.text == "" and t.segments == []
+    assert t.language == "fi"
+    assert t.audio_duration_s == pytest.approx(3.0)
+    assert t.engine == "faster-whisper" and t.model == "whisper-base-ct2"
+    assert average_confidence(t) is None
+    assert not engine.loaded
+
+
+def test_bad_audio_raises_before_loading_the_model(
+    bundled_model_dir: Path, empty_file: Path, corrupt_wav: Path, too_long_wav: Path
+) -> None:
+    engine = FasterWhisperEngine(bundled_model_dir, max_audio_seconds=600)
+    with pytest.raises(EmptyAudioError):
+        engine.transcribe(empty_file)
+    with pytest.raises(CorruptAudioError):
+        engine.transcribe(corrupt_wav)
+    with pytest.raises(AudioTooLongError):
+        engine.transcribe(too_long_wav)
+    assert not engine.loaded
+
+
+def test_missing_model_dir(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"model\.bin"):
+        FasterWhisperEngine(tmp_path / "nowhere")
+
+
+class _Fixed(SpeechToText):
+    """A stand-in engine for what the base class adds (not a Whisper mock)."""
+
+    name = "fixed"
+    model_name = "fixed-1"
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+        self.calls: list[tuple[float, str | None, str | None]] = []
+
+    def _transcribe_impl(
+        self, clip: AudioClip, *, language: str | None, prompt: str | None
+    ) -> Transcript:
+        self.calls.append((clip.duration_s, language, prompt))
+        if self.error is not None:
+            raise self.error
+        return Transcript(text="hei", language=language or "fi")
+
+
+def test_base_class_fills_bookkeeping(finnish_mulaw_wav: Path) -> None:
+    engine = _Fixed()
+    t = engine.transcribe(finnish_mulaw_wav, language="FI_fi", prompt="Burana")
+    assert t.text == "hei"
+    assert (t.engine, t.model) == ("fixed", "fixed-1")
+    assert t.processing_s > 0
+    assert 2.0 < t.audio_duration_s < 8.0
+    assert engine.calls == [(t.audio_duration_s, "fi", "Burana")]
+
+
+def test_engine_failures_become_transcription_errors(finnish_mulaw_wav: Path) -> None:
+    with pytest.raises(TranscriptionError, match="fixed failed") as exc_info:
+        _Fixed(RuntimeError("out of memory")).transcribe(finnish_mulaw_wav)
+    assert isinstance(exc_info.value.__cause__, RuntimeError)
+    with pytest.raises(CorruptAudioError):  # an AudioError stays an AudioError
+        _Fixed(CorruptAudioError("bad frame")).transcribe(finnish_mulaw_wav)
+
+
+# -- get_engine ------------------------------------------------------------------------------
+
+
+def test_get_engine_is_cached_per_process(bundled_model_dir: Path) -> None:
+    settings = AsrSettings()
+    data_dir = data_dir_of(bundled_model_dir)
+    first = get_engine(settings, data_dir)
+    assert isinstance(first, FasterWhisperEngine)
+    assert first.model_dir == bundled_model_dir
+    assert get_engine(AsrSettings(), data_dir) is first
+    assert not engine_loaded()  # loading is lazy
+
+    other = get_engine(AsrSettings(beam_size=1), data_dir)
+    assert other is not first
+    assert get_engine(AsrSettings(beam_size=1), data_dir) is other
+
+
+def test_get_engine_with_an_explicit_model(bundled_model_dir: Path, tmp_path: Path) -> None:
+    engine = get_engine(AsrSettings(model=str(bundled_model_dir)), tmp_path)
+    assert isinstance(engine, FasterWhisperEngine)
+    assert engine.model_dir == bundled_model_dir
+    assert not (tmp_path / "models").exists()  # the bundled model was not assembled
+    with pytest.raises(FileNotFoundError):
+        get_engine(AsrSettings(model=str(tmp_path / "missing")), tmp_path)
+
+
+@pytest.mark.slow
+def test_get_engine_loads_the_model_once(bundled_model_dir: Path) -> None:
+    engine = get_engine(AsrSettings(), data_dir_of(bundled_model_dir))
+    assert isinstance(engine, FasterWhisperEngine)
+    engine.load()
+    model = engine._model
+    assert engine_loaded()
+    again = get_engine(AsrSettings(), data_dir_of(bundled_model_dir))
+    assert again is engine
+    again.load()
+    assert engine._model is model
+
+
+def test_unknown_engine(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="faster-whisper") as exc_info:
+        get_engine(AsrSettings(engine="openai-whisper"), tmp_path)
+    assert "openai-whisper" in str(exc_info.value)
+    assert "faster-whisper" in ENGINES
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def seg(start: float, end: float, logprob: float | None) -> TranscriptSegment:
+    return TranscriptSegment(start=start, end=end, text="x", avg_logprob=logprob)
+
+
+def test_average_confidence_is_duration_weighted() -> None:
+    t = Transcript(text="x x", language="fi", segments=[seg(0, 3, -0.1), seg(3, 4, -2.0)])
+    expected = (3 * math.exp(-0.1) + 1 * math.exp(-2.0)) / 4
+    assert average_confidence(t) == pytest.approx(expected)
+
+
+def test_average_confidence_edge_cases() -> None:
+    assert average_confidence(Transcript(text="", language="fi")) is None
+    no_logprob = Transcript(text="x", language="fi", segments=[seg(0, 1, None)])
+    assert average_confidence(no_logprob) is None
+    zero_length = Transcript(text="x x", language="fi", segments=[seg(1, 1, 0.0), seg(2, 2, 0.0)])
+    assert average_confidence(zero_length) == pytest.approx(1.0)
+
+
+def test_hallucination_filter() -> None:
+    assert is_hallucination(0.9, -1.5)
+    assert not is_hallucination(0.9, -0.3)  # confident words despite noise: keep
+    assert not is_hallucination(0.1, -1.5)  # unsure words in speech: keep
+    assert not is_hallucination(None, None)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("fi", "fi"), ("fi-FI", "fi"), ("FI_fi", "fi"), ("sv", "sv"), ("", None), (None, None)],
+)
+def test_normalise_language(given: str | None, expected: str | None) -> None:
+    assert normalise_language(given) == expected

@@ -1,0 +1,196 @@
+"""What the Twilio webhooks do to the database; every function is idempotent.
+
+A webhook may arrive twice (Twilio retries) or out of order (a recording callback before the
+record action, a status callback before either). Every write is keyed on Twilio's own ids
+(``CallSid``, ``RecordingSid``, the status) so a repeat finds its row and changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from esitieto.jobs import enqueue
+from models import Call, CallEvent, CallState, JobKind, Recording, RecordingState, Station, utcnow
+
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+# Only these webhook fields are kept with an event: none identifies the caller.
+_EVENT_FIELDS = (
+    "CallStatus",
+    "CallDuration",
+    "Timestamp",
+    "SequenceNumber",
+    "RecordingSid",
+    "RecordingStatus",
+    "RecordingDuration",
+    "RecordingChannels",
+    "RecordingSource",
+    "ErrorCode",
+)
+
+
+@dataclass(frozen=True)
+class CallParams:
+    """The fields every Twilio voice webhook carries."""
+
+    call_sid: str
+    account_sid: str | None
+    from_number: str | None
+    to_number: str
+
+    @classmethod
+    def from_form(cls, form: Mapping[str, str]) -> CallParams:
+        call_sid = (form.get("CallSid") or "").strip()
+        if not call_sid:
+            raise ValueError("CallSid missing")
+        return cls(
+            call_sid=call_sid,
+            account_sid=form.get("AccountSid"),
+            from_number=(form.get("From") or None),
+            to_number=normalise_number(form.get("To") or form.get("Called") or ""),
+        )
+
+
+def normalise_number(number: str) -> str:
+    return "".join(ch for ch in number if ch.isdigit() or ch == "+")
+
+
+def find_station(session: Session, number: str) -> Station | None:
+    if not number:
+        return None
+    return session.scalar(select(Station).where(Station.phone_number == normalise_number(number)))
+
+
+def get_or_create_call(session: Session, station: Station, params: CallParams) -> Call:
+    call = session.scalar(select(Call).where(Call.call_sid == params.call_sid))
+    if call is not None:
+        return call
+    try:
+        with session.begin_nested():
+            call = Call(
+                station_id=station.id,
+                call_sid=params.call_sid,
+                account_sid=params.account_sid,
+                from_number=params.from_number,
+                to_number=params.to_number,
+                language=station.language,
+            )
+            session.add(call)
+        return call
+    except IntegrityError:  # the same webhook, delivered twice at once
+        existing = session.scalar(select(Call).where(Call.call_sid == params.call_sid))
+        if existing is None:  # pragma: no cover
+            raise
+        return existing
+
+
+def find_call(session: Session, call_sid: str) -> Call | None:
+    return session.scalar(select(Call).where(Call.call_sid == call_sid))
+
+
+def store_event(
+    session: Session,
+    *,
+    kind: str,
+    dedupe_key: str,
+    call: Call | None,
+    call_sid: str,
+    form: Mapping[str, str],
+    status: str | None,
+) -> bool:
+    """Keep a callback once; False when this exact callback was already stored."""
+    if session.scalar(select(CallEvent.id).where(CallEvent.dedupe_key == dedupe_key)):
+        return False
+    payload = {k: form[k] for k in _EVENT_FIELDS if k in form}
+    try:
+        with session.begin_nested():
+            session.add(
+                CallEvent(
+                    call_id=call.id if call else None,
+                    call_sid=call_sid,
+                    kind=kind,
+                    dedupe_key=dedupe_key[:200],
+                    status=status,
+                    payload=payload,
+                )
+            )
+        return True
+    except IntegrityError:
+        return False
+
+
+def upsert_recording(
+    session: Session,
+    call: Call,
+    *,
+    recording_sid: str,
+    url: str | None,
+    duration_s: int | None,
+    prompt_key: str,
+) -> Recording:
+    """The recording row for ``recording_sid``, created once; a fetch job is queued for it."""
+    rec = session.scalar(select(Recording).where(Recording.recording_sid == recording_sid))
+    if rec is None:
+        for _ in range(3):
+            sequence = (
+                session.scalar(
+                    select(func.coalesce(func.max(Recording.sequence), 0)).where(
+                        Recording.call_id == call.id
+                    )
+                )
+                or 0
+            ) + 1
+            try:
+                with session.begin_nested():
+                    rec = Recording(
+                        call_id=call.id,
+                        recording_sid=recording_sid,
+                        sequence=sequence,
+                        prompt_key=prompt_key,
+                        source_url=url,
+                        duration_s=duration_s,
+                    )
+                    session.add(rec)
+                break
+            except IntegrityError:
+                rec = session.scalar(
+                    select(Recording).where(Recording.recording_sid == recording_sid)
+                )
+                if rec is not None:
+                    break
+        if rec is None:  # pragma: no cover - three lost races in a row
+            raise RuntimeError("could not store the recording")
+    if url and not rec.source_url:
+        rec.source_url = url
+    if duration_s is not None and rec.duration_s is None:
+        rec.duration_s = duration_s
+    if rec.state == RecordingState.PENDING and rec.source_url:
+        enqueue(session, JobKind.FETCH_RECORDING, rec.id)
+    return rec
+
+
+def mark_recording_absent(session: Session, rec: Recording, error: str) -> None:
+    if rec.state == RecordingState.PENDING:
+        rec.state = RecordingState.MISSING
+        rec.error = error
+        enqueue(session, JobKind.FINALIZE_CALL, rec.call_id)
+
+
+def end_call(session: Session, call: Call, *, twilio_status: str, duration_s: int | None) -> None:
+    """The caller hung up (or the call never connected): process what we have."""
+    call.twilio_status = twilio_status
+    if duration_s is not None:
+        call.duration_s = duration_s
+    if call.state == CallState.IN_PROGRESS:
+        call.state = CallState.ENDED
+        call.ended_at = utcnow()
+        call.dialogue_step = "done"
+    for rec in call.recordings:
+        if rec.state == RecordingState.PENDING and rec.source_url:
+            enqueue(session, JobKind.FETCH_RECORDING, rec.id)
+    enqueue(session, JobKind.FINALIZE_CALL, call.id)
