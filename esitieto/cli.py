@@ -181,7 +181,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the case")
     p.set_defaults(func=cmd_simulate_call)
+
+    p = sub.add_parser("bench", help="performance benchmarks (one process, one core)")
+    p.add_argument("what", choices=["summarize", "triage"])
+    p.add_argument("--file", help="JSON lines with text and context (default: dev vignettes)")
+    p.add_argument("--seconds", type=float, default=3.0, help="how long to run")
+    p.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from esitieto import bench
+
+    path = Path(args.file) if args.file else bench.DEFAULT_TEXTS
+    try:
+        items = bench.load_texts(path)
+    except (OSError, ValueError, KeyError) as exc:
+        return _fail(f"bench: cannot read texts: {exc}")
+    runner = {"summarize": bench.bench_summarize, "triage": bench.bench_triage}[args.what]
+    result = runner(items, args.seconds)
+    print(json.dumps({"bench": args.what, "texts": len(items), **result}))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,16 +25,18 @@ from models import (
     JobKind,
     Recording,
     RecordingState,
+    Station,
     Summary,
     Transcript,
     TranscriptSegment,
     TriageDecision,
     utcnow,
 )
-from pretriage.engine import decide
+from pretriage.engine import decide, describe
 from pretriage.schemas import URGENCY_RANK
 from summarizer.audio import AudioError
 from summarizer.extract import summarize
+from summarizer.note import render_note
 from summarizer.schemas import CallContext
 from summarizer.stt import average_confidence
 from voicebot import service as call_service
@@ -178,9 +180,18 @@ class Pipeline:
             text = " ".join(t.text.strip() for t in transcripts if t.text.strip())
             confidences = [t.confidence for t in transcripts if t.confidence is not None]
             context = CallContext(language=call.language)
-            summary = summarize(text, context)
+            station = session.get(Station, call.station_id)
+            note_language = "sv" if station is not None and station.language == "sv" else "fi"
+            summary = summarize(text, context, note_language=note_language)
             decision = decide(
-                summary, text, context, asr_confidence=min(confidences) if confidences else None
+                summary,
+                text,
+                context,
+                asr_confidence=min(confidences) if confidences else None,
+                language=note_language,
+            )
+            summary.note = render_note(
+                summary, note_language, pretriage=describe(decision, note_language)
             )
             data = summary.model_dump(mode="json")
             row = session.scalar(select(Summary).where(Summary.call_id == call.id))

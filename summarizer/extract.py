@@ -134,7 +134,7 @@ def summarize(
     age, age_months, age_hit = _age(t, idx, lex)
     if age_hit is not None:
         evidence["age"] = ev(age_hit)
-    for_whom, whom_hit = _for_whom(t, idx, lex, findings, age)
+    for_whom, whom_hit = _for_whom(t, idx, lex, finding_matches, age)
     if context.for_whom is not None:
         for_whom = context.for_whom
     elif whom_hit is not None:
@@ -237,8 +237,9 @@ def _negation_scope(t: Text, lex: Lexicon) -> set[int]:
     """
     denied: set[int] = set()
     tokens = t.tokens
+    negators = lex.negators_for(t.language)
     for tok in tokens:
-        if tok.lower not in lex.negators:
+        if tok.lower not in negators:
             continue
         clause = [x for x in tokens if x.clause == tok.clause]
         after = [x for x in clause if x.index > tok.index]

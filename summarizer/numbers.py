@@ -14,8 +14,8 @@ from functools import lru_cache
 _FI_UNITS = {
     "yksi": 1, "yks": 1, "yhden": 1, "yhtä": 1,
     "kaksi": 2, "kaks": 2, "kahden": 2, "kahta": 2, "kahdeksi": 2,
-    "kolme": 3, "kolmen": 3, "kolmea": 3, "kolmeksi": 3,
-    "neljä": 4, "neljän": 4, "neljää": 4, "nelj": 4,
+    "kolme": 3, "kol": 3, "kolmen": 3, "kolmea": 3, "kolmeksi": 3,
+    "neljä": 4, "nel": 4, "neljän": 4, "neljää": 4, "nelj": 4,
     "viisi": 5, "viis": 5, "viiden": 5, "viittä": 5,
     "kuusi": 6, "kuus": 6, "kuuden": 6, "kuutta": 6,
     "seitsemän": 7, "seittemän": 7, "seitsemää": 7,

@@ -66,7 +66,7 @@ class Lexicon:
     symptoms: dict[str, SymptomEntry]
     findings: dict[str, FindingEntry]
     conditions: dict[str, ConditionEntry]
-    negators: frozenset[str]
+    negators_by_language: dict[str, frozenset[str]]
     copulas: frozenset[str]
     people: dict[str, TermSet]
     age_year_words: TermSet
@@ -88,6 +88,14 @@ class Lexicon:
     allergy_cues: TermSet
     allergy_skip: frozenset[str]
     index: PatternIndex
+
+    @property
+    def negators(self) -> frozenset[str]:
+        """Negation words of every language (for terms that contain one)."""
+        return frozenset().union(*self.negators_by_language.values())
+
+    def negators_for(self, language: str) -> frozenset[str]:
+        return self.negators_by_language.get(language, self.negators_by_language["fi"])
 
     def unit_of(self, word: str) -> TimeUnit | None:
         for unit in self.time_units:
@@ -201,7 +209,9 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             symptoms=symptoms,
             findings=findings,
             conditions=conditions,
-            negators=_words(ctx["negation"]["negators"]),
+            negators_by_language={
+                str(k): _words(v) for k, v in ctx["negation"]["negators"].items()
+            },
             copulas=_words(ctx["negation"]["copulas"]),
             people={k: _terms(f"context.yaml: people.{k}", v) for k, v in ctx["people"].items()},
             age_year_words=_terms("context.yaml: age.year_words", age["year_words"]),

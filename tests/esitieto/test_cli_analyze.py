@@ -1,0 +1,52 @@
+"""``esitieto analyze --jsonl`` and ``esitieto bench`` as operators run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-c", "from esitieto.cli import main; raise SystemExit(main())"]
+
+
+def run(args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], input=stdin, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_analyze_jsonl_reports_bad_lines_and_goes_on() -> None:
+    lines = [
+        json.dumps({"id": "a", "text": "Rintaan puristaa kovasti.", "context": {"age": 60}}),
+        "{not json",
+        json.dumps(["a list"]),
+        json.dumps({"id": "b", "text": 5}),
+        json.dumps({"id": "c", "text": "Haluaisin perua ajan.", "context": {"sex": "male"}}),
+    ]
+    out = run(["analyze", "--jsonl"], "\n".join(lines) + "\n")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [r.get("id") for r in rows] == ["a", None, None, "b", "c"]
+    assert rows[0]["triage"]["urgency"] == "emergency"
+    assert rows[0]["summary"]["symptoms"][0]["icpc2"] == "A11"
+    assert "Pretriage: hätätilanne" in rows[0]["summary"]["note"]
+    assert all("error" in r for r in rows[1:4])
+    assert rows[4]["triage"]["digital_path"] == "appointment"
+
+
+def test_analyze_needs_jsonl_flag() -> None:
+    out = run(["analyze"])
+    assert out.returncode != 0 and "--jsonl" in out.stderr
+
+
+def test_bench_prints_figures(tmp_path: Path) -> None:
+    texts = tmp_path / "texts.jsonl"
+    texts.write_text(json.dumps({"text": "Yskää kolme päivää.", "context": {}}) + "\n", "utf-8")
+    for what in ("summarize", "triage"):
+        out = run(["bench", what, "--file", str(texts), "--seconds", "0.2"])
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout)
+        assert result["per_second"] > 0 and result["texts"] == 1
+    out = run(["bench", "summarize", "--file", str(tmp_path / "missing.jsonl")])
+    assert out.returncode != 0 and "cannot read" in out.stderr

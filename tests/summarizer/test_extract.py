@@ -1,0 +1,161 @@
+"""The extractor on sentences written for these tests (not the evaluation vignettes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from summarizer.extract import check_faithful, detect_language, summarize
+from summarizer.numbers import word_number
+from summarizer.schemas import CallContext, Evidence
+
+
+def codes(text: str, **ctx: object) -> set[str]:
+    return {s.icpc2 for s in summarize(text, CallContext(**ctx)).symptoms}  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [
+        ("kolmekymmentäkahdeksan", 38),
+        ("kolkytkaheksan", 38),
+        ("neljäkymmentä", 40),
+        ("yksitoista", 11),
+        ("kaks", 2),
+        ("trettioåtta", 38),
+        ("nittio", 90),
+        ("thirty", 30),
+        ("kaksikolme", None),
+        ("kissa", None),
+    ],
+)
+def test_spoken_numbers(word: str, value: int | None) -> None:
+    assert word_number(word) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "temperature"),
+    [
+        ("Kuumetta on ollut kolmekymmentäkahdeksan ja puoli.", 38.5),
+        ("Lämpö oli aamulla 39 ja 2.", 39.2),
+        ("Kuume 38,7 astetta.", 38.7),
+        ("Jag har feber, trettioåtta komma sju.", 38.7),
+        ("She has a fever of thirty eight point five.", 38.5),
+        ("Kuumetta 37,5 illalla ja aamulla 39.", 39.0),
+        ("Olen 38-vuotias ja minulla on yskää.", None),
+        ("Kuumetta on ollut 39 päivää.", None),
+    ],
+)
+def test_temperature(text: str, temperature: float | None) -> None:
+    assert summarize(text).temperature_c == temperature
+
+
+@pytest.mark.parametrize(
+    ("text", "days"),
+    [
+        ("Yskää on ollut toissapäivästä.", 2),
+        ("Selkä on ollut kipeä kohta kuukauden.", 30),
+        ("Kurkku on ollut kipeä viikon.", 7),
+        ("Päänsärkyä kaksi viikkoa.", 14),
+        ("I have had a cough since yesterday.", 1),
+        ("The rash started this morning.", 0),
+        ("Jag har haft ont i halsen i tre dagar.", 3),
+        ("Haluaisin kysyä viime viikon tuloksista.", None),
+        ("Vauva on kolmen kuukauden ikäinen ja yskii.", None),
+    ],
+)
+def test_duration(text: str, days: float | None) -> None:
+    assert summarize(text).duration_days == days
+
+
+def test_negation_scope_forward_backward_and_languages() -> None:
+    s = summarize("Ei ole kuumetta eikä yskää, mutta kurkku on kipeä.")
+    assert {x.icpc2 for x in s.negated_symptoms} == {"A03", "R05"}
+    assert {x.icpc2 for x in s.symptoms} == {"R21"}
+    s = summarize("Päänsärkyä on. Hengenahdistusta ei ole ollut.")
+    assert {x.icpc2 for x in s.symptoms} == {"N01"}
+    assert {x.icpc2 for x in s.negated_symptoms} == {"R02"}
+    s = summarize("Jag har ont i halsen men inget feber.", CallContext(language="sv"))
+    assert {x.icpc2 for x in s.symptoms} == {"R21"}
+    assert "A03" in {x.icpc2 for x in s.negated_symptoms}
+    s = summarize("I have a cough but no fever and no chest pain.", CallContext(language="en"))
+    assert {x.icpc2 for x in s.symptoms} == {"R05"}
+    assert {x.icpc2 for x in s.negated_symptoms} == {"A03", "A11"}
+
+
+def test_words_that_say_not_are_the_symptom() -> None:
+    assert "N18" in codes("Vasen käsi ei tottele ollenkaan.")
+    assert "R02" in codes("En saa henkeä.")
+
+
+def test_colloquial_and_inflected_forms() -> None:
+    assert codes("Mulla on ollu kipee kurkku ja vähän yskittää.") >= {"R21", "R05"}
+    assert codes("Maha on ihan sekaisin ja ripulia tulee.") >= {"D11"}
+    assert codes("Pissatessa polttaa.") == {"U01"}
+
+
+def test_for_whom_and_age() -> None:
+    s = summarize("Viisivuotiaalla tytöllä on korvakipua.")
+    assert (s.for_whom, s.age) == ("child", 5)
+    s = summarize("Soitan äitini puolesta, hänellä on huimausta.")
+    assert s.for_whom == "other"
+    s = summarize("Minulla on yskää. Olen 67-vuotias.")
+    assert (s.for_whom, s.age) == ("self", 67)
+    s = summarize("My son is 25 years old and has a fever.", CallContext(language="en"))
+    assert s.for_whom == "other"
+    s = summarize("Olen raskaana ja odotan lasta kesäkuussa, nyt on päänsärkyä.")
+    assert s.for_whom == "self" and s.pregnant is True
+
+
+def test_requests_medicines_conditions_allergies() -> None:
+    s = summarize("Pitäisi uusia Marevan-resepti. Minulla on eteisvärinä ja diabetes.")
+    assert s.request == "prescription_renewal"
+    assert "marevan" in s.medications
+    assert set(s.conditions) == {"sydänsairaus", "diabetes"}
+    s = summarize("Olen allerginen penisilliinille ja tarvitsen todistuksen.")
+    assert s.request == "certificate"
+    assert s.allergies == ["penisilliini"]
+
+
+def test_fuzzy_match_catches_a_misheard_word_and_flags_it() -> None:
+    s = summarize("Minulla on hengenahistusta.")
+    r02 = [x for x in s.symptoms if x.icpc2 == "R02"]
+    assert r02 and r02[0].fuzzy
+    # guard: a short or unrelated word is not turned into a symptom
+    assert codes("Minulla on kysymys laskusta.") == set()
+
+
+def test_every_fact_is_grounded_and_faithfulness_check_drops_inventions() -> None:
+    text = "Kuumetta 38,5 ja yskää kolme päivää. Käytän Buranaa."
+    s = summarize(text)
+    grounded = [x.evidence for x in [*s.symptoms, *s.negated_symptoms]]
+    grounded += [x.evidence for x in s.findings] + [x.evidence for x in s.medication_facts]
+    for e in grounded:
+        assert text[e.start : e.end] == e.text
+    for ev in s.evidence.values():
+        assert text[ev.start : ev.end] == ev.text
+    forged = s.model_copy(deep=True)
+    forged.symptoms[0].evidence = Evidence(text="rintakipu", start=0, end=9)
+    forged.evidence["temperature_c"] = Evidence(text="40", start=0, end=2)
+    cleaned = check_faithful(forged, text)
+    assert len(cleaned.symptoms) == len(s.symptoms) - 1
+    assert cleaned.temperature_c is None
+
+
+def test_note_says_what_was_not_told_and_uses_station_language() -> None:
+    s = summarize("Kurkku on kipeä kaksi päivää.")
+    assert "Lääkitys: ei kerrottu." in s.note
+    assert s.note.splitlines()[1].startswith("Syy: Kurkkukipu 2 vrk")
+    sv = summarize("Jag har ont i halsen.", CallContext(language="sv"), note_language="sv")
+    assert "Medicinering: inte berättat." in sv.note
+
+
+def test_language_detection() -> None:
+    assert detect_language("Jag har ont i magen sedan igår") == "sv"
+    assert detect_language("I have a sore throat and it is bad") == "en"
+    assert detect_language("Mulla on kuumetta") == "fi"
+
+
+def test_empty_text_gives_an_empty_but_valid_summary() -> None:
+    s = summarize("")
+    assert s.symptoms == [] and s.request == "other"
+    assert "ei kerrottu" in s.note
