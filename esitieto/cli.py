@@ -60,7 +60,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
     from summarizer.audio import AudioError
-    from summarizer.stt import get_engine
+    from summarizer.stt import TranscriptionError, get_engine
 
     settings = Settings()
     asr = settings.asr.model_copy(
@@ -78,7 +78,7 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
             continue
         try:
             t = engine.transcribe(path, language=args.language)
-        except AudioError as exc:
+        except (AudioError, TranscriptionError) as exc:
             status = _fail(f"{audio}: {exc}", 1)
             continue
         if args.json:
@@ -182,12 +182,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the case")
     p.set_defaults(func=cmd_simulate_call)
 
+    p = sub.add_parser("eval-spoken", help="vignettes spoken by espeak-ng, over a phone line")
+    p.add_argument("--cases", required=True, help="vignettes (JSON lines with id, lang, text)")
+    p.add_argument("--out", required=True, help="folder for audio, transcripts, analysis")
+    p.set_defaults(func=cmd_eval_spoken)
+
     p = sub.add_parser("bench", help="performance benchmarks (one process, one core)")
     p.add_argument("what", choices=["summarize", "triage"])
     p.add_argument("--file", help="JSON lines with text and context (default: dev vignettes)")
     p.add_argument("--seconds", type=float, default=3.0, help="how long to run")
     p.set_defaults(func=cmd_bench)
     return parser
+
+
+def cmd_eval_spoken(args: argparse.Namespace) -> int:
+    from esitieto.evaluation import EvaluationError, spoken_eval
+    from summarizer.audio import AudioError
+    from summarizer.stt import TranscriptionError
+
+    try:
+        figures = spoken_eval(Path(args.cases), Path(args.out), Settings())
+    except (EvaluationError, AudioError, TranscriptionError, OSError, ValueError) as exc:
+        return _fail(f"eval-spoken: {exc}")
+    print(json.dumps({"eval": "spoken", "out": args.out, **figures}))
+    return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
