@@ -40,8 +40,14 @@ _MESSAGES = {
 
 
 def _quote(evidence: list[Evidence]) -> list[str]:
+    """The caller's words, in the order said, each span once (nested spans folded)."""
+    spans: list[Evidence] = []
+    for e in sorted(evidence, key=lambda e: (e.start, -e.end)):
+        if spans and e.start >= spans[-1].start and e.end <= spans[-1].end:
+            continue
+        spans.append(e)
     out: list[str] = []
-    for e in sorted(evidence, key=lambda e: e.start):
+    for e in spans:
         if e.text not in out:
             out.append(e.text)
     return out

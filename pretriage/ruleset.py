@@ -215,7 +215,7 @@ def _symptom(code: str, mods: tuple[str, ...]) -> Predicate:
     def check(f: Facts) -> Result:
         for s in f.summary.symptoms:
             if s.icpc2 == code and all(m in s.modifiers for m in mods):
-                return True, [s.evidence]
+                return True, [s.evidence, *(s.modifier_evidence[m] for m in mods)]
         return _FALSE
 
     return check

@@ -107,7 +107,8 @@ def summarize(
             label=entry.label.get(lang_label, entry.label["fi"]),
             negated=negated,
             evidence=ev(m.hit),
-            modifiers=sorted(modifiers.get(m.key, set())),
+            modifiers=sorted(modifiers.get(m.key, {})),
+            modifier_evidence={k: ev(h) for k, h in modifiers.get(m.key, {}).items()},
             fuzzy=m.hit.fuzzy,
         )
 
@@ -209,6 +210,9 @@ def check_faithful(summary: Summary, transcript: str) -> Summary:
 
     data = summary.model_copy(deep=True)
     data.symptoms = [s for s in data.symptoms if ok(s.evidence)]
+    for s in data.symptoms:
+        s.modifier_evidence = {k: e for k, e in s.modifier_evidence.items() if ok(e)}
+        s.modifiers = [m for m in s.modifiers if m in s.modifier_evidence]
     data.negated_symptoms = [s for s in data.negated_symptoms if ok(s.evidence)]
     data.findings = [f for f in data.findings if ok(f.evidence)]
     data.medication_facts = [f for f in data.medication_facts if ok(f.evidence)]
@@ -291,9 +295,9 @@ def _first_per_key(found: list[_Match]) -> list[_Match]:
 
 def _attach_modifiers(
     t: Text, findings: list[_Match], affirmed: dict[str, _Match], lex: Lexicon
-) -> dict[str, set[str]]:
+) -> dict[str, dict[str, Hit]]:
     """Give each modifier ("kova", "säteilee") to the nearest symptom, same clause first."""
-    out: dict[str, set[str]] = {}
+    out: dict[str, dict[str, Hit]] = {}
     if not affirmed:
         return out
     for m in findings:
@@ -312,7 +316,7 @@ def _attach_modifiers(
             ]
             if candidates:
                 best = min(candidates, key=distance)
-                out.setdefault(best.key, set()).add(m.key)
+                out.setdefault(best.key, {}).setdefault(m.key, m.hit)
                 break
     return out
 

@@ -32,6 +32,9 @@ class Symptom(BaseModel):
     fuzzy: bool = Field(
         default=False, description="matched a word the recogniser probably misheard"
     )
+    modifier_evidence: dict[str, Evidence] = Field(
+        default_factory=dict, description="the words behind each modifier"
+    )
 
 
 class Finding(BaseModel):
