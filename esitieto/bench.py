@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from summarizer.schemas import CallContext
@@ -30,19 +31,7 @@ def bench_summarize(items: list[tuple[str, CallContext]], seconds: float) -> dic
 
     for text, ctx in items:  # warm the caches (lexicon, lemmas) as a running worker has them
         summarize(text, ctx)
-    n = 0
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        for text, ctx in items:
-            summarize(text, ctx)
-            n += 1
-    elapsed = time.perf_counter() - start
-    return {
-        "summaries": n,
-        "seconds": round(elapsed, 3),
-        "per_second": round(n / elapsed, 1),
-        "ms_per_summary": round(1000 * elapsed / n, 3),
-    }
+    return _timed(lambda i: summarize(*items[i]), len(items), seconds, "summary", "summaries")
 
 
 def bench_triage(items: list[tuple[str, CallContext]], seconds: float) -> dict[str, float]:
@@ -50,16 +39,23 @@ def bench_triage(items: list[tuple[str, CallContext]], seconds: float) -> dict[s
     from summarizer.extract import summarize
 
     prepared = [(summarize(text, ctx), text, ctx) for text, ctx in items]
+    return _timed(lambda i: decide(*prepared[i]), len(prepared), seconds, "decision", "decisions")
+
+
+def _timed(
+    run_one: Callable[[int], object], count: int, seconds: float, noun: str, plural: str
+) -> dict[str, float]:
+    """Run items 0..count-1 round and round for ``seconds``; throughput figures."""
     n = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-        for summary, text, ctx in prepared:
-            decide(summary, text, ctx)
+        for i in range(count):
+            run_one(i)
             n += 1
     elapsed = time.perf_counter() - start
     return {
-        "decisions": n,
+        plural: n,
         "seconds": round(elapsed, 3),
         "per_second": round(n / elapsed, 1),
-        "ms_per_decision": round(1000 * elapsed / n, 4),
+        f"ms_per_{noun}": round(1000 * elapsed / n, 4),
     }

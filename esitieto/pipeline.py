@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select
 
+from esitieto.analysis import analyze_text
 from esitieto.jobs import GiveUp, JobSpec, RetryLater, enqueue
 from esitieto.runtime import Runtime
 from integrations.twilio import RecordingFetchError, RecordingNotReady
@@ -32,11 +33,8 @@ from models import (
     TriageDecision,
     utcnow,
 )
-from pretriage.engine import decide, describe
 from pretriage.schemas import URGENCY_RANK
 from summarizer.audio import AudioError
-from summarizer.extract import summarize
-from summarizer.note import render_note
 from summarizer.schemas import CallContext
 from summarizer.stt import average_confidence
 from voicebot import service as call_service
@@ -182,17 +180,14 @@ class Pipeline:
             context = CallContext(language=call.language)
             station = session.get(Station, call.station_id)
             note_language = "sv" if station is not None and station.language == "sv" else "fi"
-            summary = summarize(text, context, note_language=note_language)
-            decision = decide(
-                summary,
+            result = analyze_text(
+                call.id,
                 text,
                 context,
                 asr_confidence=min(confidences) if confidences else None,
-                language=note_language,
+                note_language=note_language,
             )
-            summary.note = render_note(
-                summary, note_language, pretriage=describe(decision, note_language)
-            )
+            summary, decision = result.summary, result.triage
             data = summary.model_dump(mode="json")
             row = session.scalar(select(Summary).where(Summary.call_id == call.id))
             if row is None:

@@ -102,10 +102,8 @@ def decide(
         )
 
     uncertain = _uncertainty(summary, text, asr_confidence, rs, msg)
-    path = next(
-        (p for p in rs.digital_paths.values() if p.when(facts)[0]),
-        None,
-    )
+    eligible = ((p, p.when(facts)) for p in rs.digital_paths.values())
+    path, (_, path_evidence) = next(((p, r) for p, r in eligible if r[0]), (None, (False, [])))
     if path is None:
         reasons = uncertain or [Reason(rule="no-digital-path", text=msg["no_path"])]
         return TriageDecision(
@@ -139,14 +137,13 @@ def decide(
         return TriageDecision(
             urgency="non_urgent", route="callback", reasons=blocks, ruleset_version=rs.version
         )
-    ok, evidence = path.when(facts)
     path_rule = Rule(id=f"path-{path.id}", policy=path.policy, text=path.text, when=path.when)
     return TriageDecision(
         urgency="non_urgent",
         route="digital_path",
         digital_path=path.id,
         sms_link=(enabled_paths or {}).get(path.id),
-        reasons=[_reason(path_rule, evidence, lang)],
+        reasons=[_reason(path_rule, path_evidence, lang)],
         ruleset_version=rs.version,
     )
 

@@ -241,10 +241,7 @@ def _comparison(field_name: str, op: Callable[[float, float], bool], limit: floa
                 return _FALSE
             return _true([s.evidence["duration_days"]] if "duration_days" in s.evidence else [])
         lo, hi = f.age_range
-        if field_name == "age_months":
-            lo, hi, limit_years = lo, hi, limit / 12
-        else:
-            limit_years = limit
+        limit_years = limit / 12 if field_name == "age_months" else limit
         # Certain only: every age the patient may have must satisfy the comparison.
         if op(lo, limit_years) and op(hi, limit_years):
             return _true([s.evidence["age"]] if "age" in s.evidence else [])

@@ -24,7 +24,7 @@ from summarizer.schemas import (
     Summary,
     Symptom,
 )
-from summarizer.text import Text, analyse, normalise
+from summarizer.text import Text, analyse, lemma, normalise
 
 TEMPERATURE_RANGE = (34.0, 43.5)
 _AGE_TOKEN = re.compile(r"^(\d+|[a-zåäö]+?)-?(vuotia\w*|vuotias|vuotiaa\w*|åring\w*|årig\w*)$")
@@ -73,7 +73,7 @@ def summarize(
     negated_tokens = _negation_scope(t, lex)
 
     def matches(key: str, terms: TermSet) -> list[_Match]:
-        return [_Match(key, h, _is_negated(t, h, negated_tokens, lex)) for h in terms.hits(idx)]
+        return [_Match(key, h, _is_negated(h, negated_tokens, lex)) for h in terms.hits(idx)]
 
     def ev(hit: Hit) -> Evidence:
         start, end = t.span(hit.first, hit.last)
@@ -165,7 +165,7 @@ def summarize(
             categories=list(lex.conditions[m.key].categories),
             evidence=ev(m.hit),
         )
-        for m in _first_per_key(
+        for m in _dedupe_findings(
             [m for c in lex.conditions.values() for m in matches(c.id, c.terms)]
         )
         if not m.negated
@@ -254,7 +254,7 @@ def _negation_scope(t: Text, lex: Lexicon) -> set[int]:
     return denied
 
 
-def _is_negated(t: Text, hit: Hit, denied: set[int], lex: Lexicon) -> bool:
+def _is_negated(hit: Hit, denied: set[int], lex: Lexicon) -> bool:
     words_say_not = any(w in lex.negators for phrase in hit.phrases for w in phrase.lower().split())
     if words_say_not:
         return False
@@ -287,10 +287,6 @@ def _dedupe_findings(found: list[_Match]) -> list[_Match]:
         if cur is None or (cur.negated and not m.negated):
             by_key[m.key] = m
     return sorted(by_key.values(), key=lambda m: m.hit.first)
-
-
-def _first_per_key(found: list[_Match]) -> list[_Match]:
-    return _dedupe_findings(found)
 
 
 def _attach_modifiers(
@@ -541,8 +537,6 @@ def _parts(word: str) -> list[tuple[int, str]]:
 
 
 def _medicine(word: str, lex: Lexicon, language: str) -> tuple[str | None, tuple[str, ...]]:
-    from summarizer.text import lemma
-
     base = lemma(word, language)
     for form in (word, base):
         if form in lex.medications:
