@@ -64,6 +64,15 @@ def lemma(word: str, language: str) -> str:
         return word
 
 
+@lru_cache(maxsize=65536)
+def known_word(word: str, language: str) -> bool:
+    """Whether ``word`` is a form in the language's dictionary (a real word, not a slip)."""
+    try:
+        return bool(simplemma.is_known(word, lang=language))
+    except ValueError:
+        return False
+
+
 def analyse(raw: str, language: str) -> Text:
     """Tokenise ``raw`` into tokens that know their clause and sentence."""
     lang = language if language in SUPPORTED_LANGUAGES else "fi"
