@@ -91,6 +91,17 @@ def summarize(
             first = next(m for m in findings if m.key == entry.also_when[0] and not m.negated)
             symptom_matches.append(_Match(entry.code, first.hit, False))
 
+    # A term that itself says "not" ("en oo nukkunut") describes the symptom: a shorter term
+    # inside the same words that reads as denied does not deny it.
+    said = [m for m in symptom_matches if not m.negated]
+    symptom_matches = [
+        m
+        for m in symptom_matches
+        if not m.negated
+        or not any(
+            a.key == m.key and a.hit.first <= m.hit.last and m.hit.first <= a.hit.last for a in said
+        )
+    ]
     affirmed: dict[str, _Match] = {}
     denied: dict[str, _Match] = {}
     for m in sorted(symptom_matches, key=lambda m: m.hit.first):
@@ -145,7 +156,7 @@ def summarize(
     if age is not None and age >= 18 and for_whom == "child" and context.for_whom is None:
         for_whom = "other"
 
-    duration, duration_hit = _duration(t, idx, lex)
+    duration, duration_hit = _duration(t, idx, lex, not_at=age_hit)
     if duration_hit is not None:
         evidence["duration_days"] = ev(duration_hit)
     temperature, temp_hit = _temperature(t, idx, lex)
@@ -247,6 +258,13 @@ def _negation_scope(t: Text, lex: Lexicon) -> set[int]:
             continue
         clause = [x for x in tokens if x.clause == tok.clause]
         after = [x for x in clause if x.index > tok.index]
+        for k in range(len(after) - 1):
+            if (
+                after[k].lower in lex.scope_coordinators
+                and after[k + 1].lower in lex.scope_subjects
+            ):
+                after = after[:k]
+                break
         if all(x.lower in lex.copulas for x in after):
             denied.update(x.index for x in clause if x.index < tok.index)
         else:
@@ -396,6 +414,9 @@ def _for_whom(
     for m in findings:
         if m.key in ("pregnancy", "fetal_movements_reduced"):
             shielded.update(range(m.hit.first, m.hit.last + 1))
+    if any(m.key == "pregnancy" and not m.negated for m in findings):
+        for hit in lex.people["unborn"].hits(idx):
+            shielded.update(range(hit.first, hit.last + 1))
     for whom in ("child", "other"):
         for hit in lex.people[whom].hits(idx):
             if any(i in shielded for i in range(hit.first, hit.last + 1)):
@@ -409,13 +430,16 @@ def _for_whom(
 # -- time and temperature -----------------------------------------------------------------------
 
 
-def _duration(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[float | None, Hit | None]:
-    """How long the complaint has lasted, in days: the first time expression said."""
+def _duration(
+    t: Text, idx: TextIndex, lex: Lexicon, not_at: Hit | None = None
+) -> tuple[float | None, Hit | None]:
+    """How long the complaint has lasted, in days: the first time expression said that is not
+    the patient's age (``not_at``: "sju år" is an age, not seven years of vomiting)."""
     tokens = t.tokens
     candidates: list[tuple[int, float, Hit]] = []
     for i, tok in enumerate(tokens):
         unit = lex.unit_of(tok.lower)
-        if unit is None:
+        if unit is None or (not_at is not None and not_at.first <= i <= not_at.last):
             continue
         before = tokens[i - 1].lower if i > 0 else ""
         after = tokens[i + 1].lower if i + 1 < len(tokens) else ""
@@ -487,6 +511,18 @@ def _temperature(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[float | None, H
                     and lex.unit_of(tokens[i + 3].lower if i + 3 < len(tokens) else "") is None
                 ):
                     value, last = value + dec / 10, i + 2
+        elif (
+            value == int(value)
+            and TEMPERATURE_RANGE[0] <= value <= TEMPERATURE_RANGE[1]
+            and i + 1 < len(tokens)
+            and tokens[i + 1].clause == tokens[i].clause
+        ):
+            # "kolmekymmentäkahdeksan kolme", "38 3": a single digit straight after is a tenth
+            word = tokens[i + 1].lower
+            dec = int(word) if word.isdigit() else word_number(word)
+            following = tokens[i + 2].lower if i + 2 < len(tokens) else ""
+            if dec is not None and 0 <= dec <= 9 and lex.unit_of(following) is None:
+                value, last = value + dec / 10, i + 1
         before = tokens[first - 1].lower if first > 0 else ""
         after = tokens[last + 1].lower if last + 1 < len(tokens) else ""
         in_range = TEMPERATURE_RANGE[0] <= value <= TEMPERATURE_RANGE[1]

@@ -68,6 +68,8 @@ class Lexicon:
     conditions: dict[str, ConditionEntry]
     negators_by_language: dict[str, frozenset[str]]
     copulas: frozenset[str]
+    scope_coordinators: frozenset[str]
+    scope_subjects: frozenset[str]
     people: dict[str, TermSet]
     age_year_words: TermSet
     age_month_words: TermSet
@@ -213,6 +215,8 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
                 str(k): _words(v) for k, v in ctx["negation"]["negators"].items()
             },
             copulas=_words(ctx["negation"]["copulas"]),
+            scope_coordinators=_words(ctx["negation"]["scope_ends"]["coordinators"]),
+            scope_subjects=_words(ctx["negation"]["scope_ends"]["subjects"]),
             people={k: _terms(f"context.yaml: people.{k}", v) for k, v in ctx["people"].items()},
             age_year_words=_terms("context.yaml: age.year_words", age["year_words"]),
             age_month_words=_terms("context.yaml: age.month_words", age["month_words"]),

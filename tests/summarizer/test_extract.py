@@ -159,3 +159,40 @@ def test_empty_text_gives_an_empty_but_valid_summary() -> None:
     s = summarize("")
     assert s.symptoms == [] and s.request == "other"
     assert "ei kerrottu" in s.note
+
+
+def test_negation_ends_where_a_new_subject_starts() -> None:
+    s = summarize("He can't lift his arm and his speech is slurred.", CallContext(language="en"))
+    assert {"N18", "N19"} <= codes_of(s.symptoms)
+    assert not s.negated_symptoms
+    s = summarize("Ei kuumetta ja yskää ei ole ollut.")
+    assert {"A03", "R05"} <= codes_of(s.negated_symptoms)
+
+
+def test_a_term_that_says_not_is_not_denied_by_its_own_words() -> None:
+    s = summarize("Mä en oo nukkunut kunnolla moneen viikkoon.")
+    assert "P06" in codes_of(s.symptoms) and "P06" not in codes_of(s.negated_symptoms)
+    s = summarize("Jag kan inte lyfta armen sedan i morse.", CallContext(language="sv"))
+    assert "N18" in codes_of(s.symptoms)
+
+
+def test_a_tenth_said_without_a_joiner() -> None:
+    assert summarize("Lämpö on kolmekymmentäkahdeksan kolme.").temperature_c == 38.3
+    assert summarize("Kuumetta oli 39 4 illalla.").temperature_c == 39.4
+    s = summarize("Kuumetta 38 kolme päivää.")
+    assert s.temperature_c == 38 and s.duration_days == 3
+
+
+def test_an_age_is_not_a_duration() -> None:
+    s = summarize("Min dotter är fem år och har feber sedan igår.", CallContext(language="sv"))
+    assert s.age == 5 and s.for_whom == "child" and s.duration_days == 1
+
+
+def test_the_unborn_baby_is_not_a_child_caller() -> None:
+    s = summarize("Olen raskaana ja vauva ei ole liikkunut tänään.")
+    assert s.for_whom == "self" and s.pregnant is True
+    assert summarize("Vauvalla on kuumetta.").for_whom == "child"
+
+
+def codes_of(symptoms: list) -> set[str]:
+    return {s.icpc2 for s in symptoms}
