@@ -346,21 +346,18 @@ def load_ruleset(path: Path = RULESET_PATH, lexicon: Lexicon | None = None) -> R
             raise RulesetError(f"{where}: unknown path id (known: {', '.join(PATH_IDS)})")
         if not isinstance(raw, dict) or "when" not in raw:
             raise RulesetError(f"{where}: needs 'when'")
-        codes = {code for code in re.findall(r"symptom:([-A-Z0-9]+)", yaml.safe_dump(raw["when"]))}
-        codes |= {
-            c
-            for group in re.findall(r"only_codes:([-A-Z0-9/]+)", yaml.safe_dump(raw["when"]))
-            for c in group.split("/")
-        }
-        codes |= {
-            {"prescription-renewal": "-50", "lab-results": "-60", "appointment": "-62"}.get(pid, "")
-        }
+        codes = raw.get("codes")
+        if not isinstance(codes, list) or not codes:
+            raise RulesetError(f"{where}: needs 'codes', the ICPC-2 matters the path covers")
+        unknown = [str(c) for c in codes if str(c) not in lex.symptoms]
+        if unknown:
+            raise RulesetError(f"{where}: unknown codes {unknown}")
         paths[pid] = DigitalPath(
             id=pid,
             policy=str(raw.get("policy", "")),
             text=_text(raw.get("text"), where),
             when=compile_condition(raw["when"], where, lex),
-            codes=frozenset(c for c in codes if c),
+            codes=frozenset(str(c) for c in codes),
             guardian_may_use=bool(raw.get("guardian_may_use", False)),
             excluded=tuple(_rule(r, f"{where} excluded", lex) for r in raw.get("excluded", [])),
         )

@@ -22,6 +22,10 @@ def test_bundled_ruleset_covers_the_policy() -> None:
     }
     for rule in (*rs.emergency, *rs.urgent):
         assert rule.text["fi"] and rule.policy
+    # the policy table's ICPC-2 column; a fever under 39 °C may go with a cold
+    assert rs.digital_paths["uti"].codes == {"U01", "U02"}
+    assert rs.digital_paths["respiratory-infection"].codes == {"R05", "R21", "R07", "R74", "A03"}
+    assert rs.digital_paths["prescription-renewal"].codes == {"-50"}
 
 
 @pytest.mark.parametrize(
@@ -34,6 +38,8 @@ def test_bundled_ruleset_covers_the_policy() -> None:
         ('version: "2026.11-1"\n', "", "missing 'version'"),
         ("  uti:\n", "  bladder:\n", "unknown path id"),
         ("any: [medication:controlled", "any: [medication:narcotic", "class 'narcotic'"),
+        ("    codes: [U01, U02]\n", "    codes: [U01, U99]\n", r"uti: unknown codes \['U99'\]"),
+        ("    codes: [U01, U02]\n", "", r"uti: needs 'codes'"),
     ],
 )
 def test_malformed_ruleset_fails_with_its_place(
