@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy import select
 from starlette.middleware.sessions import SessionMiddleware
 
 from esitieto import api
@@ -21,23 +22,32 @@ from esitieto.runtime import Runtime
 from esitieto.settings import Settings
 from esitieto.web import pages
 from esitieto.web.auth import LoginRequired
+from models import Station
 from voicebot import endpoints as voicebot_endpoints
 
 log = logging.getLogger(__name__)
 
 
 def prepare(runtime: Runtime) -> DemoLogin | None:
-    """Load the ruleset, migrate the schema and seed the demo data; safe on every start.
+    """Load the ruleset, migrate the schema, seed the demo data and check every station's
+    settings; safe on every start.
 
-    The ruleset (and with it the lexicon) is compiled here so that a malformed file stops the
-    app at start-up with a clear message, never during a call.
+    The ruleset (and with it the lexicon), the stations' pretriage settings and the language
+    model configuration are checked here so that a mistake stops the app at start-up with a
+    clear message, never during a call.
     """
     from pretriage.ruleset import default_ruleset
+    from pretriage.service import check_station
 
-    default_ruleset()
+    ruleset = default_ruleset()
     runtime.db.migrate()
+    runtime.phraser  # noqa: B018 - a wrong backend configuration fails here
     with runtime.db.session() as session:
-        return ensure_demo(session, runtime.settings)
+        demo = ensure_demo(session, runtime.settings)
+        session.flush()
+        for station in session.scalars(select(Station)):
+            check_station(station, ruleset)
+        return demo
 
 
 def make_worker(runtime: Runtime) -> Worker:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from esitieto.settings import Settings
 from esitieto.web.auth import hash_password
 from models import Station, StationMembership, User
+from pretriage.ruleset import default_ruleset
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,12 @@ def ensure_demo(session: Session, settings: Settings) -> DemoLogin | None:
                 name="Demo",
                 phone_number=demo.phone_number,
                 language="fi",
+                # Every path on, with a placeholder link: the demo shows the SMS route too.
+                digital_paths={
+                    path: {"enabled": True, "sms_link": f"https://digi.example.fi/{path}"}
+                    for path in default_ruleset().digital_paths
+                },
+                opening_hours={"mon-fri": "08:00-16:00", "sat-sun": "closed"},
             )
         )
     user = session.scalar(select(User).where(User.username == demo.nurse_username))

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
 
 from esitieto.analysis import analyze_text
 from esitieto.jobs import GiveUp, JobSpec, RetryLater, enqueue
@@ -21,7 +23,6 @@ from esitieto.runtime import Runtime
 from integrations.twilio import RecordingFetchError, RecordingNotReady
 from models import (
     Call,
-    Callback,
     CallState,
     JobKind,
     Recording,
@@ -34,6 +35,7 @@ from models import (
     utcnow,
 )
 from pretriage.schemas import URGENCY_RANK
+from pretriage.service import PRETRIAGE, StationConfigError, ensure_callback, station_paths
 from summarizer.audio import AudioError
 from summarizer.schemas import CallContext
 from summarizer.stt import average_confidence
@@ -41,8 +43,15 @@ from voicebot import service as call_service
 
 log = logging.getLogger(__name__)
 
-PRETRIAGE = "pretriage"
-SUMMARY_GENERATOR = "rules"
+
+@dataclass(frozen=True)
+class _FinalizeInputs:
+    text: str
+    context: CallContext
+    asr_confidence: float | None
+    note_language: str
+    headings: dict[str, str]
+    enabled_paths: dict[str, str | None]
 
 
 class Pipeline:
@@ -165,34 +174,35 @@ class Pipeline:
     # -- finalize --------------------------------------------------------------------------
 
     def finalize_call(self, call_id: str) -> None:
-        """Summarise and pretriage once the call has ended and every recording is settled."""
+        """Summarise and pretriage once the call has ended and every recording is settled.
+
+        The analysis runs between two transactions: a configured language model may take
+        seconds, and no row stays locked meanwhile."""
+        inputs = self._finalize_inputs(call_id)
+        if inputs is None:
+            return
+        result = analyze_text(
+            call_id,
+            inputs.text,
+            inputs.context,
+            asr_confidence=inputs.asr_confidence,
+            note_language=inputs.note_language,
+            headings=inputs.headings,
+            enabled_paths=inputs.enabled_paths,
+            phraser=self.rt.phraser,
+        )
+        text = inputs.text
         with self.rt.db.session() as session:
             call = session.get(Call, call_id)
             if call is None:
                 raise GiveUp("no such call")
-            if call.state == CallState.IN_PROGRESS:
-                return  # the status callback queues this again at hang-up
-            if any(r.state not in RecordingState.TERMINAL for r in call.recordings):
-                return  # each recording queues this again when it settles
-            transcripts = [r.transcript for r in call.recordings if r.transcript is not None]
-            text = " ".join(t.text.strip() for t in transcripts if t.text.strip())
-            confidences = [t.confidence for t in transcripts if t.confidence is not None]
-            context = CallContext(language=call.language)
-            station = session.get(Station, call.station_id)
-            note_language = "sv" if station is not None and station.language == "sv" else "fi"
-            result = analyze_text(
-                call.id,
-                text,
-                context,
-                asr_confidence=min(confidences) if confidences else None,
-                note_language=note_language,
-            )
             summary, decision = result.summary, result.triage
             data = summary.model_dump(mode="json")
             row = session.scalar(select(Summary).where(Summary.call_id == call.id))
             if row is None:
-                row = Summary(call_id=call.id, generator=SUMMARY_GENERATOR)
+                row = Summary(call_id=call.id, generator=result.generator)
                 session.add(row)
+            row.generator = result.generator
             row.source_text = text
             row.reason = summary.reason[:300]
             row.note = summary.note
@@ -229,12 +239,39 @@ class Pipeline:
             call.ready_at = call.ready_at or utcnow()
             call.processing_error = None
 
-    @staticmethod
-    def _ensure_callback(session, call: Call) -> None:
-        if session.scalar(select(Callback.id).where(Callback.call_id == call.id)) is None:
-            session.add(
-                Callback(call_id=call.id, station_id=call.station_id, phone_number=call.from_number)
+    def _finalize_inputs(self, call_id: str) -> _FinalizeInputs | None:
+        """What the analysis needs, or None while the call or a recording is still going."""
+        with self.rt.db.session() as session:
+            call = session.get(Call, call_id)
+            if call is None:
+                raise GiveUp("no such call")
+            if call.state == CallState.IN_PROGRESS:
+                return None  # the status callback queues this again at hang-up
+            if any(r.state not in RecordingState.TERMINAL for r in call.recordings):
+                return None  # each recording queues this again when it settles
+            transcripts = [r.transcript for r in call.recordings if r.transcript is not None]
+            confidences = [t.confidence for t in transcripts if t.confidence is not None]
+            station = session.get(Station, call.station_id)
+            if station is None:
+                raise GiveUp("the call's station is gone")
+            try:
+                paths = station_paths(station)
+            except StationConfigError as exc:
+                # Caught at start-up too; if it slips through, nobody gets a digital path.
+                log.warning("digital paths off for this call: %s", exc)
+                paths = {}
+            return _FinalizeInputs(
+                text=" ".join(t.text.strip() for t in transcripts if t.text.strip()),
+                context=CallContext(language=call.language),
+                asr_confidence=min(confidences) if confidences else None,
+                note_language=station.documentation_language,
+                headings=dict(station.note_headings or {}),
+                enabled_paths=paths,
             )
+
+    @staticmethod
+    def _ensure_callback(session: Session, call: Call) -> None:
+        ensure_callback(session, call)
 
     def _call_gave_up(self, call_id: str, error: str) -> None:
         """Summarising failed for good: the case still goes to a nurse for a callback."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, IdMixin, utcnow
@@ -21,7 +22,30 @@ class Station(Base):
     language: Mapped[str] = mapped_column(String(8), default="fi")
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Helsinki")
     voice: Mapped[str | None] = mapped_column(String(64), default=None)
+    note_language: Mapped[str | None] = mapped_column(String(8), default=None)
+    """The nurses' documentation language (fi/sv/en); default: Swedish for a Swedish-speaking
+    station, else Finnish."""
+    note_headings: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """The station's own note headings, e.g. ``{"reason": "Tulosyy"}``; the rest from the
+    language's template."""
+    digital_paths: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """The digital paths the station offers, each with its SMS link:
+    ``{"uti": {"enabled": true, "sms_link": "https://..."}}``. A path that is off, or has no
+    link to send, is never offered; the caller gets a nurse callback instead."""
+    opening_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """``{"mon-fri": "08:00-16:00", "sat": "closed"}`` in the station's time zone; default
+    weekdays 8-16."""
+    callback_nurses: Mapped[int] = mapped_column(Integer, default=2)
+    """Nurses on callback duty, for the callback window the caller is promised."""
+    callback_handling_min: Mapped[float] = mapped_column(Float, default=12.0)
+    """Average minutes a nurse spends on one callback."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def documentation_language(self) -> str:
+        if self.note_language in ("fi", "sv", "en"):
+            return self.note_language
+        return "sv" if self.language == "sv" else "fi"
 
 
 class User(IdMixin, Base):

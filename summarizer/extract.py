@@ -21,6 +21,7 @@ from summarizer.schemas import (
     Finding,
     ForWhom,
     Request,
+    Sex,
     Summary,
     Symptom,
 )
@@ -146,7 +147,10 @@ def summarize(
     age, age_months, age_hit = _age(t, idx, lex)
     if age_hit is not None:
         evidence["age"] = ev(age_hit)
-    for_whom, whom_hit = _for_whom(t, idx, lex, finding_matches, age)
+    said_sex, sex_hit = _self_sex(idx, lex)
+    if sex_hit is not None and context.sex is None:
+        evidence["sex"] = ev(sex_hit)
+    for_whom, whom_hit = _for_whom(t, idx, lex, finding_matches, age, not_at=sex_hit)
     if context.for_whom is not None:
         for_whom = context.for_whom
     elif whom_hit is not None:
@@ -187,7 +191,7 @@ def summarize(
         language=t.language,
         for_whom=for_whom,
         age=age,
-        sex=context.sex,
+        sex=context.sex or said_sex,
         request=request,
         symptoms=symptoms,
         negated_symptoms=negated_symptoms,
@@ -407,10 +411,31 @@ def _number_at(tokens: tuple, i: int) -> tuple[float, int] | None:
     return v, first
 
 
+def _self_sex(idx: TextIndex, lex: Lexicon) -> tuple[Sex | None, Hit | None]:
+    """ "Olen 34-vuotias nainen": a sex word at most five words after a self-introduction."""
+    intros = lex.self_intro.hits(idx)
+    for sex, terms in lex.sex_words.items():
+        for hit in terms.hits(idx):
+            if hit.fuzzy:
+                continue
+            intro = next((i for i in intros if 0 < hit.first - i.last <= 5), None)
+            if intro is not None:
+                return ("female" if sex == "female" else "male"), Hit(
+                    intro.first, hit.last, False, ()
+                )
+    return None, None
+
+
 def _for_whom(
-    t: Text, idx: TextIndex, lex: Lexicon, findings: list[_Match], age: int | None
+    t: Text,
+    idx: TextIndex,
+    lex: Lexicon,
+    findings: list[_Match],
+    age: int | None,
+    *,
+    not_at: Hit | None = None,
 ) -> tuple[ForWhom, Hit | None]:
-    shielded: set[int] = set()
+    shielded: set[int] = set(range(not_at.first, not_at.last + 1)) if not_at else set()
     for m in findings:
         if m.key in ("pregnancy", "fetal_movements_reduced"):
             shielded.update(range(m.hit.first, m.hit.last + 1))

@@ -80,7 +80,9 @@ class Summary(BaseModel):
     allergy_facts: list[Fact] = Field(default_factory=list)
     evidence: dict[str, Evidence] = Field(
         default_factory=dict,
-        description="words behind duration_days, temperature_c, age, for_whom, pregnant, request",
+        description=(
+            "words behind duration_days, temperature_c, age, sex, for_whom, pregnant, request"
+        ),
     )
 
     def has(self, code: str) -> bool:

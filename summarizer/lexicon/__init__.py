@@ -75,6 +75,7 @@ class Lexicon:
     age_month_words: TermSet
     age_week_words: TermSet
     self_intro: TermSet
+    sex_words: dict[str, TermSet]
     time_units: tuple[TimeUnit, ...]
     bare_unit_forms: frozenset[str]
     quantity_words: dict[str, float | None]
@@ -222,6 +223,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             age_month_words=_terms("context.yaml: age.month_words", age["month_words"]),
             age_week_words=_terms("context.yaml: age.week_words", age["week_words"]),
             self_intro=_terms("context.yaml: age.self_intro", age["self_intro"]),
+            sex_words={str(k): _terms(f"context.yaml: sex.{k}", v) for k, v in ctx["sex"].items()},
             time_units=units,
             bare_unit_forms=_words(time["bare_unit_forms"]),
             quantity_words={
@@ -262,6 +264,7 @@ def _all_termsets(lex: Lexicon) -> list[TermSet]:
     out += [c.terms for c in lex.conditions.values()]
     out += list(lex.people.values())
     out += [lex.age_year_words, lex.age_month_words, lex.age_week_words, lex.self_intro]
+    out += list(lex.sex_words.values())
     out += [ts for _, ts in lex.relative_times]
     out += [lex.temperature_cues, lex.allergy_cues]
     return out

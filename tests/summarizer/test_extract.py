@@ -196,3 +196,31 @@ def test_the_unborn_baby_is_not_a_child_caller() -> None:
 
 def codes_of(symptoms: list) -> set[str]:
     return {s.icpc2 for s in symptoms}
+
+
+@pytest.mark.parametrize(
+    ("text", "sex", "for_whom"),
+    [
+        ("Olen 34-vuotias nainen ja virtsatessa kirvelee.", "female", "self"),
+        ("Mä oon mies ja selkä on kipeä.", "male", "self"),
+        ("Jag är en kvinna på 40 år och har feber.", "female", "self"),
+        ("I'm a 30-year-old woman with a cough.", "female", "self"),
+        # a partner or a relative is not the caller's own sex
+        ("Mieheni on 50-vuotias ja hänellä on yskää.", None, "other"),
+        ("My wife has a fever.", None, "other"),
+        ("Olen soittanut eilen, yskää on.", None, "self"),
+    ],
+)
+def test_sex_only_from_the_callers_words_about_themself(
+    text: str, sex: str | None, for_whom: str
+) -> None:
+    s = summarize(text)
+    assert (s.sex, s.for_whom) == (sex, for_whom)
+    if sex is not None:
+        e = s.evidence["sex"]
+        assert text[e.start : e.end] == e.text
+
+
+def test_a_keyed_identity_code_wins_over_the_words() -> None:
+    s = summarize("Olen 34-vuotias nainen.", CallContext(sex="male"))
+    assert s.sex == "male" and "sex" not in s.evidence

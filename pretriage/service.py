@@ -1,0 +1,260 @@
+"""Pretriage against the database: station settings, callback windows, nurse overrides, and how
+often nurses agreed with pretriage.
+
+Pretriage's own decision and every nurse decision after it are separate rows
+(``TriageDecision.source``), so neither is ever overwritten and the dashboard can count how
+often the professionals agreed (like Klinik's professional re-rating).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import AuditEvent, Call, Callback, Station, TriageDecision, utcnow
+from pretriage.callback_window import (
+    CallbackLoad,
+    CallbackWindow,
+    OpeningHours,
+    OpeningHoursError,
+    estimate_window,
+)
+from pretriage.ruleset import Ruleset, default_ruleset
+from pretriage.schemas import URGENCY_RANK, Route, Urgency
+
+PRETRIAGE = "pretriage"
+NURSE = "nurse"
+
+
+class StationConfigError(ValueError):
+    """A station's pretriage settings are wrong; the message names the station and the field."""
+
+
+class PathSetting(BaseModel):
+    enabled: bool = True
+    sms_link: str | None = None
+
+    @field_validator("sms_link")
+    @classmethod
+    def _https(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("https://"):
+            raise ValueError("an SMS link must be an https:// address")
+        return v
+
+
+def station_paths(station: Station, ruleset: Ruleset | None = None) -> dict[str, str | None]:
+    """The digital paths the station offers, with their links. A path that is switched off or
+    has no link to send is left out, so pretriage never routes a caller to it."""
+    settings = check_station(station, ruleset)
+    return {pid: s.sms_link for pid, s in settings.items() if s.enabled and s.sms_link}
+
+
+def check_station(station: Station, ruleset: Ruleset | None = None) -> dict[str, PathSetting]:
+    """Validate a station's pretriage settings (at start-up, and when they are changed)."""
+    rs = ruleset or default_ruleset()
+    raw = station.digital_paths or {}
+    if not isinstance(raw, dict):
+        raise StationConfigError(f"station {station.id}: digital_paths must be a mapping")
+    out: dict[str, PathSetting] = {}
+    for pid, value in raw.items():
+        if pid not in rs.digital_paths:
+            known = ", ".join(rs.digital_paths)
+            raise StationConfigError(
+                f"station {station.id}: digital path {pid!r} is not in ruleset {rs.version} "
+                f"(known: {known})"
+            )
+        try:
+            out[pid] = PathSetting.model_validate(value)
+        except ValidationError as exc:
+            first = exc.errors()[0]["msg"]
+            raise StationConfigError(f"station {station.id}: digital path {pid}: {first}") from exc
+    try:
+        OpeningHours.parse(station.opening_hours)
+    except OpeningHoursError as exc:
+        raise StationConfigError(f"station {station.id}: {exc}") from exc
+    nurses, minutes = station.callback_nurses, station.callback_handling_min
+    if (nurses is not None and nurses < 1) or (minutes is not None and minutes <= 0):
+        raise StationConfigError(
+            f"station {station.id}: callback_nurses must be ≥ 1 and callback_handling_min > 0"
+        )
+    return out
+
+
+# -- callback window ---------------------------------------------------------------------------
+
+
+def estimate_callback(
+    session: Session, station: Station, now: datetime | None = None, *, call_id: str | None = None
+) -> CallbackWindow:
+    """The window for a new callback, behind the station's open callbacks (not this call's)."""
+    query = select(func.count()).where(Callback.station_id == station.id, Callback.state == "open")
+    if call_id is not None:
+        query = query.where(Callback.call_id != call_id)
+    ahead = int(session.scalar(query) or 0)
+    return estimate_window(
+        now or utcnow(),
+        station.timezone,
+        OpeningHours.parse(station.opening_hours),
+        CallbackLoad(ahead, station.callback_nurses, station.callback_handling_min),
+    )
+
+
+def ensure_callback(session: Session, call: Call, now: datetime | None = None) -> Callback:
+    """The call's one callback, with its window; created once, never duplicated."""
+    cb = session.scalar(select(Callback).where(Callback.call_id == call.id))
+    if cb is None:
+        cb = Callback(
+            call_id=call.id,
+            station_id=call.station_id,
+            phone_number=call.from_number,
+            state="open",
+        )
+        session.add(cb)
+    if cb.window_start is None and cb.state == "open":
+        station = session.get(Station, call.station_id)
+        if station is not None:
+            window = estimate_callback(session, station, now, call_id=call.id)
+            cb.window_start, cb.window_end = window.start, window.end
+    return cb
+
+
+# -- nurse override ------------------------------------------------------------------------------
+
+
+class Override(BaseModel):
+    """A nurse's decision on a case: urgency and route, and why."""
+
+    urgency: Urgency
+    route: Route
+    digital_path: str | None = None
+    reason: str = Field(min_length=3, max_length=1000)
+
+    @field_validator("reason")
+    @classmethod
+    def _stripped(cls, v: str) -> str:
+        v = v.strip()
+        if len(v) < 3:
+            raise ValueError("say why, in a few words")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Override:
+        if self.route == "digital_path":
+            if self.urgency != "non_urgent":
+                raise ValueError("an urgent case cannot go to a digital path")
+            if not self.digital_path:
+                raise ValueError("name the digital path")
+        elif self.digital_path is not None:
+            raise ValueError("a digital path only goes with the digital_path route")
+        return self
+
+
+def override_triage(
+    session: Session,
+    call: Call,
+    user_id: str,
+    change: Override,
+    ruleset: Ruleset | None = None,
+) -> TriageDecision:
+    """Record a nurse's urgency and route; pretriage's own decision stays as it was."""
+    rs = ruleset or default_ruleset()
+    if change.digital_path is not None and change.digital_path not in rs.digital_paths:
+        raise ValueError(f"unknown digital path {change.digital_path!r}")
+    before = {"urgency": call.urgency, "route": call.route}
+    decision = TriageDecision(
+        call_id=call.id,
+        source=NURSE,
+        urgency=change.urgency,
+        route=change.route,
+        digital_path=change.digital_path,
+        reasons=[{"rule": "nurse-override", "text": change.reason, "evidence": []}],
+        ruleset_version=rs.version,
+        decided_by=user_id,
+        comment=change.reason,
+    )
+    session.add(decision)
+    call.urgency = change.urgency
+    call.urgency_rank = URGENCY_RANK[change.urgency]
+    call.route = change.route
+    cb = session.scalar(select(Callback).where(Callback.call_id == call.id))
+    if change.route == "callback":
+        ensure_callback(session, call)
+    elif cb is not None and cb.state == "open":
+        cb.state = "cancelled"
+        cb.outcome = "rerouted"
+    session.add(
+        AuditEvent(
+            user_id=user_id,
+            action="override_triage",
+            object_type="call",
+            object_id=call.id,
+            station_id=call.station_id,
+            # urgency and route only: the nurse's words may hold health data
+            detail={"from": before, "to": {"urgency": change.urgency, "route": change.route}},
+        )
+    )
+    session.flush()
+    return decision
+
+
+# -- agreement -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How often nurses kept pretriage's decision, among the cases a nurse handled."""
+
+    assessed: int
+    agreed: int
+    raised: int
+    lowered: int
+    rerouted: int
+
+    @property
+    def rate(self) -> float | None:
+        return round(self.agreed / self.assessed, 3) if self.assessed else None
+
+
+def agreement(
+    session: Session, station_ids: Iterable[str], since: datetime, until: datetime
+) -> Agreement:
+    """Cases started in [since, until) that a nurse handled (overrode, or completed the
+    callback); a case counts as agreed when the nurse's last decision kept urgency and route."""
+    calls = select(Call.id).where(
+        Call.station_id.in_(list(station_ids)), Call.started_at >= since, Call.started_at < until
+    )
+    rows = session.execute(
+        select(TriageDecision.call_id, TriageDecision.source, TriageDecision.urgency,
+               TriageDecision.route)
+        .where(TriageDecision.call_id.in_(calls))
+        .order_by(TriageDecision.created_at)
+    ).all()  # fmt: skip
+    auto: dict[str, tuple[str, str]] = {}
+    nurse: dict[str, tuple[str, str]] = {}
+    for call_id, source, urgency, route in rows:
+        (auto if source == PRETRIAGE else nurse)[call_id] = (urgency, route)
+    completed = set(
+        session.scalars(
+            select(Callback.call_id).where(Callback.call_id.in_(calls), Callback.state == "done")
+        )
+    )
+    assessed = agreed = raised = lowered = rerouted = 0
+    for call_id, (urgency, route) in auto.items():
+        if call_id not in nurse and call_id not in completed:
+            continue
+        assessed += 1
+        n_urgency, n_route = nurse.get(call_id, (urgency, route))
+        if (n_urgency, n_route) == (urgency, route):
+            agreed += 1
+        elif URGENCY_RANK[n_urgency] > URGENCY_RANK[urgency]:
+            raised += 1
+        elif URGENCY_RANK[n_urgency] < URGENCY_RANK[urgency]:
+            lowered += 1
+        else:
+            rerouted += 1
+    return Agreement(assessed, agreed, raised, lowered, rerouted)
