@@ -9,7 +9,9 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.web.auth import (
@@ -21,7 +23,9 @@ from esitieto.web.auth import (
     load_staff_user,
 )
 from esitieto.web.i18n import messages
-from models import AuditEvent, Call, Recording, Station, Summary, TriageDecision
+from models import AuditEvent, Call, Callback, Recording, Station, Summary, TriageDecision
+from pretriage.ruleset import default_ruleset
+from pretriage.service import Override, override_triage
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -105,22 +109,10 @@ def worklist(request: Request, runtime: Rt, user: User) -> Response:
 
 
 @router.get("/cases/{call_id}", response_class=HTMLResponse)
-def case_page(call_id: str, request: Request, runtime: Rt, user: User) -> Response:
+def case_page(call_id: str, request: Request, runtime: Rt, user: User, saved: int = 0) -> Response:
     with runtime.db.session() as session:
         call = _visible_call(session, call_id, user)
-        station = session.get(Station, call.station_id)
-        summary = session.scalar(select(Summary).where(Summary.call_id == call.id))
-        decisions = session.scalars(
-            select(TriageDecision)
-            .where(TriageDecision.call_id == call.id)
-            .order_by(TriageDecision.created_at)
-        ).all()
-        recordings: list[dict[str, Any]] = [
-            {"rec": r, "transcript": r.transcript, "segments": list(r.transcript.segments)}
-            if r.transcript
-            else {"rec": r, "transcript": None, "segments": []}
-            for r in call.recordings
-        ]
+        context = _case_context(session, call, user)
         session.add(
             AuditEvent(
                 user_id=user.id,
@@ -130,18 +122,89 @@ def case_page(call_id: str, request: Request, runtime: Rt, user: User) -> Respon
                 station_id=call.station_id,
             )
         )
-    return _render(
-        request,
-        "case.html",
-        {
-            "user": user,
-            "call": call,
-            "station": station,
-            "summary": summary,
-            "decisions": decisions,
-            "recordings": recordings,
-        },
-    )
+        return _render(
+            request,
+            "case.html",
+            {**context, "notice": messages().override_saved if saved else None},
+        )
+
+
+@router.post("/cases/{call_id}/override")
+def override_case(
+    call_id: str,
+    request: Request,
+    runtime: Rt,
+    user: User,
+    urgency: Annotated[str, Form()] = "",
+    route: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+    digital_path: Annotated[str, Form()] = "",
+    csrf: Annotated[str | None, Form()] = None,
+) -> Response:
+    """A nurse's own urgency and route, with why; pretriage's decision stays beside it."""
+    check_csrf(request, csrf)
+    form = {"urgency": urgency, "route": route, "reason": reason, "digital_path": digital_path}
+    with runtime.db.session() as session:
+        call = _visible_call(session, call_id, user)
+        try:
+            change = Override.model_validate({**form, "digital_path": digital_path or None})
+            override_triage(session, call, user.id, change)
+        except (ValidationError, ValueError) as exc:
+            session.rollback()
+            call = _visible_call(session, call_id, user)
+            return _render(
+                request,
+                "case.html",
+                {**_case_context(session, call, user), "error": _override_error(exc), "form": form},
+                status=422,
+            )
+    return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
+
+
+def _override_error(exc: Exception) -> str:
+    """The nurse's words for what is wrong with the override form."""
+    t = messages()
+    text = str(exc)
+    for needle, message in (
+        ("urgent case cannot go to a digital path", t.override_digital_urgent),
+        ("name the digital path", t.override_need_path),
+        ("unknown digital path", t.override_need_path),
+        ("only goes with the digital_path route", t.override_path_only_digital),
+        ("reason", t.override_need_reason),
+        ("say why", t.override_need_reason),
+    ):
+        if needle in text:
+            return str(message)
+    return str(t.override_invalid)
+
+
+def _case_context(session: Session, call: Call, user: StaffUser) -> dict[str, Any]:
+    station = session.get(Station, call.station_id)
+    summary = session.scalar(select(Summary).where(Summary.call_id == call.id))
+    decisions = session.scalars(
+        select(TriageDecision)
+        .where(TriageDecision.call_id == call.id)
+        .order_by(TriageDecision.created_at)
+    ).all()
+    callback = session.scalar(select(Callback).where(Callback.call_id == call.id))
+    recordings: list[dict[str, Any]] = [
+        {"rec": r, "transcript": r.transcript, "segments": list(r.transcript.segments)}
+        if r.transcript
+        else {"rec": r, "transcript": None, "segments": []}
+        for r in call.recordings
+    ]
+    return {
+        "user": user,
+        "call": call,
+        "station": station,
+        "summary": summary,
+        "decisions": decisions,
+        "callback": callback,
+        "recordings": recordings,
+        "digital_paths": list(default_ruleset().digital_paths),
+        "error": None,
+        "form": {"urgency": call.urgency, "route": call.route, "reason": "", "digital_path": ""},
+    }
 
 
 @router.get("/cases/{call_id}/recordings/{recording_id}")
@@ -167,7 +230,7 @@ def recording_audio(call_id: str, recording_id: str, runtime: Rt, user: User) ->
     return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private"})
 
 
-def _visible_call(session, call_id: str, user: StaffUser) -> Call:
+def _visible_call(session: Session, call_id: str, user: StaffUser) -> Call:
     call = session.get(Call, call_id)
     # Another station's case is answered exactly like a missing one.
     if call is None or call.station_id not in user.station_ids:

@@ -157,3 +157,69 @@ def test_logout_ends_the_session(client: TestClient) -> None:
     token = _csrf(client, "/")
     assert client.post("/logout", data={"csrf": token}, follow_redirects=False).status_code == 303
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def _pretriaged(runtime: Runtime, urgency: str, route: str, reason: str) -> str:
+    from models import TriageDecision
+
+    case_id = _add_case(runtime, urgency=urgency, rank=0, reason=reason)
+    with runtime.db.session() as s:
+        s.add(
+            TriageDecision(
+                call_id=case_id,
+                source="pretriage",
+                urgency=urgency,
+                route=route,
+                reasons=[{"rule": "r", "text": "Sääntö", "evidence": []}],
+                ruleset_version="test",
+            )
+        )
+    return case_id
+
+
+def test_a_nurse_overrides_pretriage_and_both_decisions_show(
+    client: TestClient, runtime: Runtime
+) -> None:
+    from models import TriageDecision
+
+    case_id = _pretriaged(runtime, "non_urgent", "callback", "Selkäkipu")
+    login(client)
+    token = _csrf(client, f"/cases/{case_id}")
+    form = {"urgency": "urgent", "route": "nurse_queue", "reason": "Kipu pahentunut", "csrf": token}
+    saved = client.post(f"/cases/{case_id}/override", data=form, follow_redirects=False)
+    assert saved.status_code == 303
+    page = client.get(saved.headers["location"])
+    assert "Arvio tallennettu" in page.text
+    assert "Hoitajan arvio" in page.text and "Automaattinen esiarvio" in page.text
+    with runtime.db.session() as s:
+        call = s.get(Call, case_id)
+        assert call is not None and (call.urgency, call.route) == ("urgent", "nurse_queue")
+        sources = s.scalars(
+            select(TriageDecision.source).where(TriageDecision.call_id == case_id)
+        ).all()
+        assert sorted(sources) == ["nurse", "pretriage"]
+        assert "override_triage" in set(s.scalars(select(AuditEvent.action)).all())
+
+
+def test_a_wrong_override_is_refused_with_the_nurses_words_and_keeps_the_input(
+    client: TestClient, runtime: Runtime
+) -> None:
+    case_id = _pretriaged(runtime, "non_urgent", "callback", "Yskä")
+    login(client)
+    token = _csrf(client, f"/cases/{case_id}")
+    form = {
+        "urgency": "urgent",
+        "route": "digital_path",
+        "digital_path": "uti",
+        "reason": "Oma perustelu tähän",
+        "csrf": token,
+    }
+    refused = client.post(f"/cases/{case_id}/override", data=form)
+    assert refused.status_code == 422
+    assert "Kiireellistä tai hätätilannetta ei voi ohjata digipolulle" in refused.text
+    assert "Oma perustelu tähän" in refused.text
+    no_csrf = client.post(f"/cases/{case_id}/override", data={**form, "csrf": "wrong"})
+    assert no_csrf.status_code in (400, 403)
+    with runtime.db.session() as s:
+        call = s.get(Call, case_id)
+        assert call is not None and (call.urgency, call.route) == ("non_urgent", "callback")
