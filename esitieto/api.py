@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -22,12 +22,19 @@ class AnalyzeRequest(BaseModel):
     id: str | None = None
     text: str = Field(max_length=20000)
     context: CallContext = Field(default_factory=CallContext)
+    note_language: Literal["fi", "sv", "en"] = "fi"
 
 
 @router.post("/api/v1/analyze", response_model=AnalysisResult)
-def analyze(body: AnalyzeRequest) -> AnalysisResult:
+def analyze(body: AnalyzeRequest, runtime: Rt) -> AnalysisResult:
     """The same as one ``esitieto analyze --jsonl`` line."""
-    return analyze_text(body.id, body.text, body.context)
+    return analyze_text(
+        body.id,
+        body.text,
+        body.context,
+        note_language=body.note_language,
+        phraser=runtime.phraser,
+    )
 
 
 @router.get("/healthz")

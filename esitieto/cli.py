@@ -98,12 +98,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if not args.jsonl:
         return _fail("analyze reads JSON lines: use --jsonl")
+    from esitieto.runtime import build_phraser_from
+    from esitieto.settings import get_settings
     from pretriage.ruleset import RulesetError, default_ruleset
     from summarizer.lexicon import LexiconError
 
     try:
         default_ruleset()  # compiles the lexicon too: a malformed file stops here, not per line
-    except (RulesetError, LexiconError) as exc:
+        phraser = build_phraser_from(get_settings())
+    except (RulesetError, LexiconError, ValueError) as exc:
         return _fail(str(exc), 2)
     for line_no, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -118,7 +121,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             if not isinstance(text, str):
                 raise ValueError("'text' must be a string")
             context = CallContext.model_validate(item.get("context") or {})
-            result = analyze_text(item_id, text, context).model_dump(mode="json")
+            note_language = item.get("note_language", "fi")
+            if note_language not in ("fi", "sv", "en"):
+                raise ValueError("'note_language' must be fi, sv or en")
+            result = analyze_text(
+                item_id, text, context, note_language=note_language, phraser=phraser
+            ).model_dump(mode="json")
         except (ValueError, ValidationError) as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             result = {"id": item_id, "error": f"line {line_no}: {message}"}
@@ -187,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for audio, transcripts, analysis")
     p.set_defaults(func=cmd_eval_spoken)
 
+    p = sub.add_parser("stations", help="station settings: list, or load a stations file")
+    p.add_argument("action", choices=["list", "load"])
+    p.add_argument("file", nargs="?", help="stations YAML (see stations.example.yaml)")
+    p.set_defaults(func=cmd_stations)
+
+    p = sub.add_parser(
+        "eval-fuzzy", help="misheard-word matching: recall on slips and false hits on real words"
+    )
+    p.add_argument("--cases", help="vignettes (JSON lines): their texts count as clean speech")
+    p.add_argument(
+        "--transcripts", help="an eval-spoken output folder: what fuzzy matching adds there"
+    )
+    p.add_argument("--words", type=int, default=3000, help="dictionary words per language")
+    p.set_defaults(func=cmd_eval_fuzzy)
+
     p = sub.add_parser("bench", help="performance benchmarks (one process, one core)")
     p.add_argument("what", choices=["summarize", "triage"])
     p.add_argument("--file", help="JSON lines with text and context (default: dev vignettes)")
@@ -205,6 +228,60 @@ def cmd_eval_spoken(args: argparse.Namespace) -> int:
     except (EvaluationError, AudioError, TranscriptionError, OSError, ValueError) as exc:
         return _fail(f"eval-spoken: {exc}")
     print(json.dumps({"eval": "spoken", "out": args.out, **figures}))
+    return 0
+
+
+def cmd_stations(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from esitieto.app import prepare
+    from esitieto.runtime import Runtime
+    from esitieto.stations import StationFileError, apply_stations, read_stations
+    from models import Station
+    from pretriage.service import StationConfigError, station_paths
+
+    runtime = Runtime(Settings())
+    try:
+        if args.action == "load":
+            if not args.file:
+                return _fail("stations load: give the stations file")
+            configs = read_stations(Path(args.file))
+            runtime.db.migrate()
+            with runtime.db.session() as session:
+                changed = apply_stations(session, configs)
+            print(json.dumps({"stations": "loaded", "ids": changed}))
+            return 0
+        prepare(runtime)
+        with runtime.db.session() as session:
+            for st in session.scalars(select(Station).order_by(Station.id)):
+                row = {
+                    "id": st.id,
+                    "name": st.name,
+                    "phone_number": st.phone_number,
+                    "language": st.language,
+                    "note_language": st.documentation_language,
+                    "digital_paths": station_paths(st),
+                }
+                print(json.dumps(row, ensure_ascii=False))
+        return 0
+    except (StationFileError, StationConfigError) as exc:
+        return _fail(str(exc))
+    finally:
+        runtime.close()
+
+
+def cmd_eval_fuzzy(args: argparse.Namespace) -> int:
+    from summarizer.fuzzy_eval import evaluate
+
+    try:
+        figures = evaluate(
+            Path(args.cases) if args.cases else None,
+            Path(args.transcripts) if args.transcripts else None,
+            args.words,
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        return _fail(f"eval-fuzzy: {exc}")
+    print(json.dumps({"eval": "fuzzy", **figures}, ensure_ascii=False))
     return 0
 
 

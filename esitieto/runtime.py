@@ -15,6 +15,7 @@ from integrations.storage import LocalFileStorage, Storage
 from integrations.twilio import RecordingFetcher
 
 if TYPE_CHECKING:
+    from summarizer.phrasing import Phraser
     from summarizer.stt import SpeechToText
 
 
@@ -45,6 +46,11 @@ class Runtime:
             timeout_s=self.settings.twilio.recording_fetch_timeout_s,
         )
 
+    @cached_property
+    def phraser(self) -> Phraser | None:
+        """The configured language-model phraser; None (deterministic text) by default."""
+        return build_phraser_from(self.settings)
+
     def stt(self) -> SpeechToText:
         """The process-wide speech-to-text engine (loaded on first use)."""
         from summarizer.stt import get_engine
@@ -53,6 +59,23 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
+
+
+def build_phraser_from(settings: Settings) -> Phraser | None:
+    cfg = settings.summarizer
+    if cfg.llm_backend == "none":
+        return None
+    from summarizer.phrasing import build_phraser
+
+    return build_phraser(
+        cfg.llm_backend,
+        model_dir=cfg.llm_model_dir,
+        base_url=cfg.llm_base_url,
+        model=cfg.llm_model,
+        api_key=cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else None,
+        timeout_s=cfg.llm_timeout_s,
+        max_new_tokens=cfg.llm_max_new_tokens,
+    )
 
 
 def get_runtime(request: Request) -> Runtime:

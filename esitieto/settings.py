@@ -51,6 +51,23 @@ class AsrSettings(BaseModel):
     max_audio_seconds: float = 600.0
 
 
+class SummarizerSettings(BaseModel):
+    """The optional language model that rewords the reason line and the note.
+
+    Its output is checked against the deterministic summary and the caller's words; anything
+    ungrounded falls back to the deterministic text. Default: no model."""
+
+    llm_backend: Literal["none", "transformers", "openai"] = "none"
+    llm_model_dir: Path | None = None
+    """``transformers``: a local model directory (nothing is downloaded)."""
+    llm_base_url: str | None = None
+    """``openai``: an OpenAI-compatible endpoint, e.g. the county's own deployment."""
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = 20.0
+    llm_max_new_tokens: int = 400
+
+
 class WorkerSettings(BaseModel):
     mode: Literal["inprocess", "external"] = "inprocess"
     """``inprocess`` runs the job worker inside the web app; ``external`` leaves it to
@@ -87,6 +104,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
+    summarizer: SummarizerSettings = Field(default_factory=SummarizerSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)

@@ -209,7 +209,10 @@ def _fuzzy_hits(words: list[str], language: str, examples: list[str]) -> int:
 
 
 def measure_spoken(cases: dict[str, dict], transcripts: Path) -> SpokenFigures:
+    """``transcripts``: eval-spoken's transcripts.jsonl, or the folder that holds it."""
     fig = SpokenFigures()
+    if transcripts.is_dir():
+        transcripts = transcripts / "transcripts.jsonl"
     for line in transcripts.read_text("utf-8").splitlines():
         if not line.strip():
             continue

@@ -50,3 +50,24 @@ def test_bench_prints_figures(tmp_path: Path) -> None:
         assert result["per_second"] > 0 and result["texts"] == 1
     out = run(["bench", "summarize", "--file", str(tmp_path / "missing.jsonl")])
     assert out.returncode != 0 and "cannot read" in out.stderr
+
+
+def test_eval_fuzzy_prints_recall_and_false_hits() -> None:
+    out = run(["eval-fuzzy", "--words", "40"])
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    slips, false = result["slips"], result["false_hits"]
+    assert slips["variants"] > 0 and 0.0 <= slips["recall_fuzzy"] <= 1.0
+    assert false["dictionary_words"] > 0 and 0.0 <= false["dictionary_false_hit_rate"] <= 1.0
+    out = run(["eval-fuzzy", "--cases", "/nonexistent.jsonl"])
+    assert out.returncode != 0 and "eval-fuzzy" in out.stderr
+
+
+def test_analyze_writes_the_note_in_the_asked_language() -> None:
+    line = {"id": "s", "text": "Jag har feber sedan två dagar.", "note_language": "sv"}
+    bad = {"id": "x", "text": "Kuumetta.", "note_language": "de"}
+    out = run(["analyze", "--jsonl"], json.dumps(line) + "\n" + json.dumps(bad) + "\n")
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(x) for x in out.stdout.splitlines()]
+    assert "Orsak:" in rows[0]["summary"]["note"] and rows[0]["generator"] == "deterministic"
+    assert "note_language" in rows[1]["error"]
