@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -195,6 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for audio, transcripts, analysis")
     p.set_defaults(func=cmd_eval_spoken)
 
+    p = sub.add_parser(
+        "convert-model", help="a CTranslate2 Whisper model in openai-whisper or Hugging Face format"
+    )
+    p.add_argument("--to", required=True, choices=["openai", "hf"])
+    p.add_argument("--model", help="CTranslate2 model directory (default: the bundled model)")
+    p.add_argument("out", help="output: a .pt file (openai) or a directory (hf)")
+    p.set_defaults(func=cmd_convert_model)
+
     p = sub.add_parser("stations", help="station settings: list, or load a stations file")
     p.add_argument("action", choices=["list", "load"])
     p.add_argument("file", nargs="?", help="stations YAML (see stations.example.yaml)")
@@ -211,9 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval_fuzzy)
 
     p = sub.add_parser("bench", help="performance benchmarks (one process, one core)")
-    p.add_argument("what", choices=["summarize", "triage"])
+    p.add_argument("what", choices=["summarize", "triage", "asr"])
     p.add_argument("--file", help="JSON lines with text and context (default: dev vignettes)")
     p.add_argument("--seconds", type=float, default=3.0, help="how long to run")
+    p.add_argument("--grid", action="store_true", help="asr: also the tuning variants")
+    p.add_argument(
+        "--engines", help="asr: comma-separated engines (default: all three)", default=None
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 
@@ -228,6 +241,27 @@ def cmd_eval_spoken(args: argparse.Namespace) -> int:
     except (EvaluationError, AudioError, TranscriptionError, OSError, ValueError) as exc:
         return _fail(f"eval-spoken: {exc}")
     print(json.dumps({"eval": "spoken", "out": args.out, **figures}))
+    return 0
+
+
+def cmd_convert_model(args: argparse.Namespace) -> int:
+    from summarizer.bundled_model import ensure_bundled_model
+    from summarizer.convert import ConversionError, ct2_to_openai, openai_to_hf
+
+    out = Path(args.out)
+    try:
+        ct2 = Path(args.model) if args.model else ensure_bundled_model(Settings().models_dir)
+        if args.to == "openai":
+            ct2_to_openai(ct2, out)
+        else:
+            tmp = out.with_name(out.name + ".openai.pt")
+            try:
+                openai_to_hf(ct2_to_openai(ct2, tmp), out, ct2_dir=ct2)
+            finally:
+                tmp.unlink(missing_ok=True)
+    except (ConversionError, OSError) as exc:
+        return _fail(f"convert-model: {exc}")
+    print(json.dumps({"converted": str(ct2), "to": args.to, "out": str(out)}))
     return 0
 
 
@@ -288,6 +322,8 @@ def cmd_eval_fuzzy(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from esitieto import bench
 
+    if args.what == "asr":
+        return _bench_asr(args)
     path = Path(args.file) if args.file else bench.DEFAULT_TEXTS
     try:
         items = bench.load_texts(path)
@@ -296,6 +332,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     runner = {"summarize": bench.bench_summarize, "triage": bench.bench_triage}[args.what]
     result = runner(items, args.seconds)
     print(json.dumps({"bench": args.what, "texts": len(items), **result}))
+    return 0
+
+
+def _bench_asr(args: argparse.Namespace) -> int:
+    from esitieto.bench_asr import BenchError, bench_asr, summary, table
+
+    engines = tuple(e.strip() for e in args.engines.split(",")) if args.engines else None
+    try:
+        rows = bench_asr(Settings().data_dir, grid=args.grid, engines=engines)
+    except (BenchError, OSError, subprocess.CalledProcessError) as exc:
+        return _fail(f"bench asr: {exc}")
+    print(table(rows), flush=True)
+    print(json.dumps({"bench": "asr", **summary(rows)}, ensure_ascii=False))
     return 0
 
 

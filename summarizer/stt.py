@@ -22,13 +22,21 @@ from __future__ import annotations
 import abc
 import logging
 import math
+import re
 import threading
 import time
+import tomllib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from summarizer.audio import AudioClip, AudioError, SilentAudioError, load_audio
+import numpy as np
+
+from summarizer.audio import SAMPLE_RATE, AudioClip, AudioError, SilentAudioError, load_audio
 from summarizer.bundled_model import ensure_bundled_model
 from summarizer.schemas import Transcript, TranscriptSegment
 
@@ -54,10 +62,38 @@ class TranscriptionError(RuntimeError):
     """The engine failed on audio that decoded fine (may be transient: worth a retry)."""
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How an engine decodes: the same options mean the same thing for every engine.
+
+    :data:`TUNED` is what the product uses (chosen by ``esitieto bench asr``);
+    :data:`WHISPER_DEFAULTS` is what the libraries do out of the box, kept for comparison.
+    """
+
+    beam_size: int = 5
+    vad: bool = True
+    """Trim silence with Silero VAD first (never dropping speech: see ``transcribe``)."""
+    condition_on_previous_text: bool = False
+    """Off: a wrong segment cannot start a repetition loop in the next one."""
+    vocabulary_prompt: bool = True
+    """Bias recognition towards the words callers use (``prompts/asr.toml``)."""
+    languages: tuple[str, ...] = ("fi", "sv", "en")
+    """When the language is not known, detect it among these only (empty: any)."""
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    compression_ratio_threshold: float | None = 2.4
+
+
+TUNED = DecodeOptions()
+WHISPER_DEFAULTS = DecodeOptions(
+    vad=False, condition_on_previous_text=True, vocabulary_prompt=False, languages=()
+)
+
+
 class SpeechToText(abc.ABC):
     name: str = ""
     model_name: str = ""
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    options: DecodeOptions = TUNED
 
     @property
     def loaded(self) -> bool:
@@ -72,8 +108,9 @@ class SpeechToText(abc.ABC):
     ) -> Transcript:
         """Transcribe one recording; see the module docstring for what raises and what not.
 
-        ``language`` is an ISO 639-1 code (``"fi"``; ``"fi-FI"`` is accepted), None to detect.
-        ``prompt`` is vocabulary to bias recognition (e.g. the station's drug names).
+        ``language`` is an ISO 639-1 code (``"fi"``; ``"fi-FI"`` is accepted), None to detect
+        (among :attr:`DecodeOptions.languages`). ``prompt`` is vocabulary to bias recognition;
+        None: the catalogue's medical vocabulary for the language, if the options say so.
         """
         started = time.perf_counter()
         try:
@@ -89,9 +126,7 @@ class SpeechToText(abc.ABC):
                 model=self.model_name,
             )
         try:
-            result = self._transcribe_impl(
-                clip, language=normalise_language(language), prompt=prompt or None
-            )
+            result = self._decode(clip, normalise_language(language), prompt)
         except AudioError:
             raise
         except Exception as exc:
@@ -116,6 +151,62 @@ class SpeechToText(abc.ABC):
             }
         )
 
+    def _decode(self, clip: AudioClip, language: str | None, prompt: str | None) -> Transcript:
+        """VAD, language, prompt, the engine, then the guards against invented text."""
+        speech, timeline = clip, None
+        if self.options.vad:
+            trimmed = speech_only(clip)
+            if trimmed is None:
+                # The clip has energy (silence never gets here) but VAD found no speech: a
+                # quiet or unusual voice can fool it, so transcribe it all rather than drop
+                # what the caller said. The hallucination filter still applies.
+                log.info("VAD found no speech in %.1f s of audio; using all", clip.duration_s)
+            else:
+                speech, timeline = trimmed
+        probability: float | None = None
+        if language is None and self.options.languages:
+            language, probability = self._pick_language(speech)
+        if prompt is None and self.options.vocabulary_prompt:
+            prompt = vocabulary_prompt(language)
+        result = self._transcribe_impl(speech, language=language, prompt=prompt)
+        if prompt and echoes_prompt(result.text, prompt):
+            # Over noise or unclear speech Whisper may just continue its prompt: those words
+            # would be invented symptoms. Keep only what the audio gives without the prompt.
+            log.info(
+                "%s: the transcript repeats the vocabulary prompt; decoding without it", self.name
+            )
+            result = self._transcribe_impl(speech, language=language, prompt=None)
+        if timeline is not None:
+            result = result.model_copy(update={"segments": timeline.restore(result.segments)})
+        kept = clean_segments(result.segments)
+        if not kept and timeline is not None:
+            log.info("nothing heard in the speech VAD found; transcribing all the audio")
+            result = self._transcribe_impl(clip, language=language, prompt=prompt)
+            kept = clean_segments(result.segments)
+        return result.model_copy(
+            update={
+                "segments": kept,
+                "text": " ".join(s.text for s in kept),
+                "language_probability": (
+                    probability if probability is not None else result.language_probability
+                ),
+            }
+        )
+
+    def _pick_language(self, clip: AudioClip) -> tuple[str | None, float | None]:
+        """The most likely of the allowed languages (a caller on a Finnish health station's
+        line speaks Finnish, Swedish or English, whatever else the robot voice sounds like)."""
+        probs = self._language_probabilities(clip)
+        allowed = {k: v for k, v in probs.items() if k in self.options.languages}
+        if not allowed:
+            return None, None
+        best = max(allowed, key=lambda k: allowed[k])
+        return best, allowed[best] / (sum(allowed.values()) or 1.0)
+
+    def _language_probabilities(self, clip: AudioClip) -> dict[str, float]:
+        """Language code → probability from the first 30 s; {} lets the engine detect."""
+        return {}
+
     @abc.abstractmethod
     def _transcribe_impl(
         self, clip: AudioClip, *, language: str | None, prompt: str | None
@@ -136,6 +227,7 @@ class FasterWhisperEngine(SpeechToText):
         cpu_threads: int = 0,
         beam_size: int = 5,
         max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS,
+        options: DecodeOptions | None = None,
     ) -> None:
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "model.bin").is_file():
@@ -146,6 +238,7 @@ class FasterWhisperEngine(SpeechToText):
         self.device = device
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
+        self.options = replace(options or TUNED, beam_size=beam_size)
         self.beam_size = beam_size
         self.max_audio_seconds = max_audio_seconds
         self._model: Any = None
@@ -184,6 +277,11 @@ class FasterWhisperEngine(SpeechToText):
                 )
         return self._model
 
+    def _language_probabilities(self, clip: AudioClip) -> dict[str, float]:
+        model = self._get_model()
+        _, _, all_probs = model.detect_language(audio=clip.samples)
+        return {str(code): float(p) for code, p in all_probs}
+
     def _transcribe_impl(
         self, clip: AudioClip, *, language: str | None, prompt: str | None
     ) -> Transcript:
@@ -191,16 +289,18 @@ class FasterWhisperEngine(SpeechToText):
         if language is not None and language not in model.supported_languages:
             log.warning("language %r is not supported by Whisper; detecting it", language)
             language = None
-        segments, info = self._run(model, clip, language, prompt, vad=True)
-        if not segments:
-            # The clip has energy (silence never gets here) but VAD found no speech: a
-            # quiet or unusual voice can fool it, so look again without VAD rather than
-            # drop what the caller said. The hallucination filter still applies.
-            log.info(
-                "VAD found no speech in %.1f s of audio; retrying without VAD", clip.duration_s
-            )
-            segments, info = self._run(model, clip, language, prompt, vad=False)
-        kept = [
+        opts = self.options
+        segments, info = model.transcribe(
+            clip.samples,
+            language=language,
+            beam_size=opts.beam_size,
+            initial_prompt=prompt,
+            vad_filter=False,  # done once for every engine in SpeechToText._decode
+            condition_on_previous_text=opts.condition_on_previous_text,
+            temperature=list(opts.temperatures),
+            compression_ratio_threshold=opts.compression_ratio_threshold,
+        )
+        decoded = [  # the generator does the actual decoding
             TranscriptSegment(
                 start=float(s.start),
                 end=float(s.end),
@@ -209,27 +309,140 @@ class FasterWhisperEngine(SpeechToText):
                 no_speech_prob=float(s.no_speech_prob),
             )
             for s in segments
-            if s.text.strip() and not is_hallucination(s.no_speech_prob, s.avg_logprob)
         ]
         return Transcript(
-            text=" ".join(s.text for s in kept),
+            text=" ".join(s.text for s in decoded),
             language=info.language,
             language_probability=float(info.language_probability),
-            segments=kept,
+            segments=decoded,
         )
 
-    def _run(
-        self, model: Any, clip: AudioClip, language: str | None, prompt: str | None, *, vad: bool
-    ) -> tuple[list[Any], Any]:
-        segments, info = model.transcribe(
-            clip.samples,
-            language=language,
-            beam_size=self.beam_size,
-            initial_prompt=prompt,
-            vad_filter=vad,
-            condition_on_previous_text=False,  # a wrong segment cannot start a repetition loop
-        )
-        return list(segments), info  # the generator does the actual decoding
+
+# -- shared steps ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpeechTimeline:
+    """Where the kept speech was in the original audio, to put segment times back."""
+
+    chunks: tuple[tuple[int, int], ...]
+    """(start, end) sample indices of each speech chunk in the original audio."""
+
+    def original_time(self, t: float) -> float:
+        """A time in the concatenated speech → the same moment in the original audio."""
+        offset = 0.0
+        for start, end in self.chunks:
+            length = (end - start) / SAMPLE_RATE
+            if t <= offset + length:
+                return start / SAMPLE_RATE + (t - offset)
+            offset += length
+        last_end = self.chunks[-1][1]
+        return last_end / SAMPLE_RATE + (t - offset)
+
+    def restore(self, segments: list[TranscriptSegment]) -> list[TranscriptSegment]:
+        return [
+            s.model_copy(
+                update={"start": self.original_time(s.start), "end": self.original_time(s.end)}
+            )
+            for s in segments
+        ]
+
+
+SPEECH_PAD_MS = 400
+"""Kept around each speech chunk: VAD cuts close, and a clipped first syllable is a lost word."""
+
+
+def speech_only(clip: AudioClip) -> tuple[AudioClip, SpeechTimeline] | None:
+    """The clip with silence cut out (Silero VAD, as faster-whisper ships it), or None when
+    VAD finds no speech at all."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    chunks = get_speech_timestamps(
+        clip.samples, VadOptions(speech_pad_ms=SPEECH_PAD_MS, min_silence_duration_ms=1000)
+    )
+    if not chunks:
+        return None
+    spans = tuple((int(c["start"]), int(c["end"])) for c in chunks)
+    samples = np.concatenate([clip.samples[a:b] for a, b in spans]).astype(np.float32)
+    trimmed = AudioClip(
+        samples=samples,
+        duration_s=samples.size / SAMPLE_RATE,
+        source_sample_rate=clip.source_sample_rate,
+    )
+    return trimmed, SpeechTimeline(spans)
+
+
+def clean_segments(segments: list[TranscriptSegment]) -> list[TranscriptSegment]:
+    """Drop Whisper's inventions over silence and collapse its repetition loops."""
+    kept = []
+    for s in segments:
+        if is_hallucination(s.no_speech_prob, s.avg_logprob):
+            continue
+        text = collapse_repetitions(s.text.strip())
+        if text:
+            kept.append(s.model_copy(update={"text": text}))
+    return kept
+
+
+_REPEAT = re.compile(r"(\b.{2,60}?)(?:[\s,.]*\1){2,}", re.IGNORECASE | re.DOTALL)
+"""A phrase of 2-60 characters said three or more times in a row."""
+
+
+def collapse_repetitions(text: str) -> str:
+    """ "kiitos kiitos kiitos kiitos..." → "kiitos": a looping decoder, not the caller."""
+    previous = None
+    while previous != text:
+        previous = text
+        text = _REPEAT.sub(r"\1", text)
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+ECHO_RUN = 3
+"""Words in a row, in the prompt's order, that make a transcript a prompt echo."""
+
+
+def echoes_prompt(text: str, prompt: str) -> bool:
+    """Whether ``text`` repeats :data:`ECHO_RUN` or more words of ``prompt`` in the same order."""
+    said = [w.lower() for w in _WORD.findall(text)]
+    prompted = [w.lower() for w in _WORD.findall(prompt)]
+    runs = {tuple(prompted[i : i + ECHO_RUN]) for i in range(len(prompted) - ECHO_RUN + 1)}
+    return any(tuple(said[i : i + ECHO_RUN]) in runs for i in range(len(said) - ECHO_RUN + 1))
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> dict[str, Any]:
+    with (Path(__file__).parent / "prompts" / "asr.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def vocabulary_prompt(language: str | None) -> str | None:
+    """The words callers use, in the language's own spelling (``prompts/asr.toml``)."""
+    entry = _vocabulary().get(language or "")
+    return str(entry["prompt"]).strip() if entry else None
+
+
+_in_call_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-call-stt")
+"""One in-call transcription at a time: a second caller waits rather than halving the first's
+speed (the model already uses every core)."""
+
+
+def transcribe_within(
+    engine: SpeechToText,
+    audio: Path | bytes,
+    *,
+    budget_s: float,
+    language: str | None = None,
+) -> Transcript | None:
+    """The transcript if it is ready within ``budget_s``, else None, for use while the caller
+    waits on the line (e.g. to confirm the first answer). None never loses anything: the
+    after-call pipeline transcribes every recording anyway. Errors are raised as usual."""
+    future = _in_call_pool.submit(engine.transcribe, audio, language=language)
+    try:
+        return future.result(timeout=budget_s)
+    except FutureTimeout:
+        log.info("%s: in-call transcription over its %.1f s budget", engine.name, budget_s)
+        return None
 
 
 def is_hallucination(no_speech_prob: float | None, avg_logprob: float | None) -> bool:
@@ -268,6 +481,11 @@ def average_confidence(t: Transcript) -> float | None:
 # -- the process-wide engine -----------------------------------------------------------------
 
 
+def decode_options(settings: AsrSettings) -> DecodeOptions:
+    base = TUNED if settings.decoding == "tuned" else WHISPER_DEFAULTS
+    return replace(base, beam_size=settings.beam_size)
+
+
 def _make_faster_whisper(settings: AsrSettings, data_dir: Path) -> SpeechToText:
     model_dir = (
         Path(settings.model) if settings.model else ensure_bundled_model(Path(data_dir) / "models")
@@ -279,13 +497,51 @@ def _make_faster_whisper(settings: AsrSettings, data_dir: Path) -> SpeechToText:
         cpu_threads=settings.cpu_threads,
         beam_size=settings.beam_size,
         max_audio_seconds=settings.max_audio_seconds,
+        options=decode_options(settings),
+    )
+
+
+def _converted_bundled(data_dir: Path, fmt: Literal["openai", "hf"]) -> Path:
+    """The bundled model in another engine's format (converted once, then cached)."""
+    from summarizer.convert import ensure_converted
+
+    models = Path(data_dir) / "models"
+    return ensure_converted(ensure_bundled_model(models), models, fmt)
+
+
+def _make_openai_whisper(settings: AsrSettings, data_dir: Path) -> SpeechToText:
+    from summarizer.stt_engines import OpenAIWhisperEngine
+
+    checkpoint = Path(settings.model) if settings.model else _converted_bundled(data_dir, "openai")
+    return OpenAIWhisperEngine(
+        checkpoint,
+        device=settings.device,
+        cpu_threads=settings.cpu_threads,
+        max_audio_seconds=settings.max_audio_seconds,
+        options=decode_options(settings),
+    )
+
+
+def _make_transformers(settings: AsrSettings, data_dir: Path) -> SpeechToText:
+    from summarizer.stt_engines import TransformersWhisperEngine
+
+    model_dir = Path(settings.model) if settings.model else _converted_bundled(data_dir, "hf")
+    return TransformersWhisperEngine(
+        model_dir,
+        device=settings.device,
+        cpu_threads=settings.cpu_threads,
+        max_audio_seconds=settings.max_audio_seconds,
+        options=decode_options(settings),
     )
 
 
 ENGINES: dict[str, Callable[[AsrSettings, Path], SpeechToText]] = {
     "faster-whisper": _make_faster_whisper,
+    "openai-whisper": _make_openai_whisper,
+    "transformers": _make_transformers,
 }
-"""Engine name (``ESITIETO_ASR__ENGINE``) → factory. Add openai-whisper, transformers… here."""
+"""Engine name (``ESITIETO_ASR__ENGINE``) → factory; every one runs the bundled weights by
+default and any model of its format given in ``ESITIETO_ASR__MODEL``."""
 
 _engine_lock = threading.Lock()
 _engine: tuple[tuple[Any, ...], SpeechToText] | None = None

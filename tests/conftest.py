@@ -26,6 +26,7 @@ from esitieto.settings import (
     WorkerSettings,
 )
 from integrations.twilio import sign
+from summarizer.bundled_model import ensure_bundled_model
 
 PG_ADMIN_URL = os.environ.get(
     "ESITIETO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -187,6 +188,26 @@ def finnish_caller_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synth_phone_audio(
         "Minulla on ollut kuumetta ja yskää kolme päivää. Kurkku on kipeä.", out
     )
+
+
+@pytest.fixture(scope="session")
+def bundled_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled model assembled into a temp data dir: ``<data>/models/whisper-base-ct2``."""
+    return ensure_bundled_model(tmp_path_factory.mktemp("data") / "models")
+
+
+@pytest.fixture(scope="session")
+def converted_models(
+    bundled_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """The bundled weights in openai-whisper and Hugging Face format (converted once)."""
+    from summarizer.convert import ensure_converted
+
+    cache = tmp_path_factory.mktemp("converted")
+    return {
+        "openai": ensure_converted(bundled_model_dir, cache, "openai"),
+        "hf": ensure_converted(bundled_model_dir, cache, "hf"),
+    }
 
 
 @pytest.fixture(scope="session")

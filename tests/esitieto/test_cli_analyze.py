@@ -71,3 +71,10 @@ def test_analyze_writes_the_note_in_the_asked_language() -> None:
     rows = [json.loads(x) for x in out.stdout.splitlines()]
     assert "Orsak:" in rows[0]["summary"]["note"] and rows[0]["generator"] == "deterministic"
     assert "note_language" in rows[1]["error"]
+
+
+def test_convert_model_says_what_is_missing(tmp_path: Path) -> None:
+    out = run(
+        ["convert-model", "--to", "hf", "--model", str(tmp_path / "none"), str(tmp_path / "o")]
+    )
+    assert out.returncode != 0 and "convert-model" in out.stderr and "model.bin" in out.stderr

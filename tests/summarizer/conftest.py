@@ -12,8 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from summarizer.bundled_model import ensure_bundled_model
-
 FINNISH_SENTENCE = "Minulla on ollut kova päänsärky kaksi päivää."
 """An invented caller: headache for two days."""
 
@@ -116,9 +114,3 @@ def corrupt_wav(audio_dir: Path) -> Path:
     out = audio_dir / "corrupt.wav"
     out.write_bytes(random.Random(1234).randbytes(4096))
     return out
-
-
-@pytest.fixture(scope="session")
-def bundled_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled model assembled into a temp data dir: ``<data>/models/whisper-base-ct2``."""
-    return ensure_bundled_model(tmp_path_factory.mktemp("data") / "models")

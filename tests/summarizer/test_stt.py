@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,14 +15,20 @@ from summarizer.audio import AudioClip, AudioTooLongError, CorruptAudioError, Em
 from summarizer.schemas import Transcript, TranscriptSegment
 from summarizer.stt import (
     ENGINES,
+    TUNED,
+    DecodeOptions,
     FasterWhisperEngine,
     SpeechToText,
     TranscriptionError,
     average_confidence,
+    collapse_repetitions,
+    echoes_prompt,
     engine_loaded,
     get_engine,
     is_hallucination,
     normalise_language,
+    transcribe_within,
+    vocabulary_prompt,
 )
 
 FINNISH_STEMS = ("minulla", "ollut", "kova", "kaksi", "pää", "päi")
@@ -141,9 +150,22 @@ class _Fixed(SpeechToText):
     name = "fixed"
     model_name = "fixed-1"
 
-    def __init__(self, error: Exception | None = None) -> None:
+    def __init__(
+        self,
+        error: Exception | None = None,
+        *,
+        options: DecodeOptions | None = None,
+        says: Callable[[str | None], str] = lambda prompt: "hei",
+        languages: dict[str, float] | None = None,
+    ) -> None:
         self.error = error
+        self.options = options or replace(TUNED, vad=False)
+        self.says = says
+        self.languages = languages or {}
         self.calls: list[tuple[float, str | None, str | None]] = []
+
+    def _language_probabilities(self, clip: AudioClip) -> dict[str, float]:
+        return self.languages
 
     def _transcribe_impl(
         self, clip: AudioClip, *, language: str | None, prompt: str | None
@@ -151,7 +173,9 @@ class _Fixed(SpeechToText):
         self.calls.append((clip.duration_s, language, prompt))
         if self.error is not None:
             raise self.error
-        return Transcript(text="hei", language=language or "fi")
+        text = self.says(prompt)
+        segments = [TranscriptSegment(start=0.0, end=clip.duration_s, text=text)] if text else []
+        return Transcript(text=text, language=language or "fi", segments=segments)
 
 
 def test_base_class_fills_bookkeeping(finnish_mulaw_wav: Path) -> None:
@@ -162,6 +186,87 @@ def test_base_class_fills_bookkeeping(finnish_mulaw_wav: Path) -> None:
     assert t.processing_s > 0
     assert 2.0 < t.audio_duration_s < 8.0
     assert engine.calls == [(t.audio_duration_s, "fi", "Burana")]
+
+
+def test_language_is_picked_among_finnish_swedish_and_english(finnish_mulaw_wav: Path) -> None:
+    engine = _Fixed(languages={"et": 0.6, "fi": 0.3, "sv": 0.1, "hu": 0.05})
+    t = engine.transcribe(finnish_mulaw_wav)
+    assert t.language == "fi" and t.language_probability == pytest.approx(0.75)
+    assert engine.calls[0][1] == "fi"
+    assert engine.calls[0][2] == vocabulary_prompt("fi")
+
+
+def test_a_transcript_that_repeats_the_prompt_is_decoded_again_without_it(
+    finnish_mulaw_wav: Path,
+) -> None:
+    def says(prompt: str | None) -> str:
+        return "Päänsärky, vatsakipu, rintakipu." if prompt else "mitä"
+
+    engine = _Fixed(says=says, options=TUNED)
+    t = engine.transcribe(finnish_mulaw_wav, language="fi")
+    assert t.text == "mitä"
+    assert [c[2] is None for c in engine.calls] == [False, True]
+
+
+def test_without_speech_found_by_vad_all_audio_is_transcribed(noise_wav: Path) -> None:
+    engine = _Fixed(options=replace(TUNED, vocabulary_prompt=False))
+    t = engine.transcribe(noise_wav, language="fi")
+    assert t.text == "hei"
+    assert engine.calls and engine.calls[0][0] == pytest.approx(t.audio_duration_s)
+
+
+def test_vad_trims_silence_and_segment_times_come_back(
+    finnish_mulaw_wav: Path, tmp_path: Path
+) -> None:
+    padded = tmp_path / "padded.wav"
+    subprocess.run(
+        ["sox", str(finnish_mulaw_wav), str(padded), "pad", "4", "4"],
+        check=True,
+        capture_output=True,
+    )
+    engine = _Fixed(options=replace(TUNED, vocabulary_prompt=False))
+    t = engine.transcribe(padded, language="fi")
+    heard = engine.calls[0][0]
+    assert heard < t.audio_duration_s - 6  # most of the 8 s of silence was cut
+    assert t.segments[0].start == pytest.approx(4.0, abs=0.6)  # back on the original clock
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kiitos kiitos kiitos kiitos", "kiitos"),
+        ("Minulla on kuumetta. Kiitos. Kiitos. Kiitos. Kiitos.", "Minulla on kuumetta. Kiitos."),
+        ("ja sitten ja sitten ja sitten ja sitten se loppui", "ja sitten se loppui"),
+        ("kaksi päivää, kaksi viikkoa", "kaksi päivää, kaksi viikkoa"),
+        ("ei ei", "ei ei"),
+    ],
+)
+def test_repetition_loops_collapse(text: str, expected: str) -> None:
+    assert collapse_repetitions(text) == expected
+
+
+def test_prompt_echo() -> None:
+    prompt = vocabulary_prompt("fi") or ""
+    assert echoes_prompt("Päänsärky, vatsakipu, rintakipu.", prompt)
+    assert not echoes_prompt("Minulla on päänsärky ja vatsakipu", prompt)
+    assert vocabulary_prompt("sv") and vocabulary_prompt("en")
+    assert vocabulary_prompt(None) is None and vocabulary_prompt("de") is None
+
+
+def test_in_call_transcription_keeps_its_time_budget(finnish_mulaw_wav: Path) -> None:
+    quick = _Fixed()
+    t = transcribe_within(quick, finnish_mulaw_wav, budget_s=5.0, language="fi")
+    assert t is not None and t.text == "hei"
+
+    def slow(prompt: str | None) -> str:
+        time.sleep(1.5)
+        return "hei"
+
+    started = time.perf_counter()
+    late = transcribe_within(_Fixed(says=slow), finnish_mulaw_wav, budget_s=0.3, language="fi")
+    assert late is None and time.perf_counter() - started < 1.2
+    with pytest.raises(TranscriptionError):
+        transcribe_within(_Fixed(RuntimeError("boom")), finnish_mulaw_wav, budget_s=5.0)
 
 
 def test_engine_failures_become_transcription_errors(finnish_mulaw_wav: Path) -> None:
@@ -213,9 +318,9 @@ def test_get_engine_loads_the_model_once(bundled_model_dir: Path) -> None:
 
 def test_unknown_engine(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="faster-whisper") as exc_info:
-        get_engine(AsrSettings(engine="openai-whisper"), tmp_path)
-    assert "openai-whisper" in str(exc_info.value)
-    assert "faster-whisper" in ENGINES
+        get_engine(AsrSettings(engine="kaldi"), tmp_path)
+    assert "kaldi" in str(exc_info.value)
+    assert {"faster-whisper", "openai-whisper", "transformers"} <= set(ENGINES)
 
 
 # -- helpers ---------------------------------------------------------------------------------
