@@ -94,7 +94,7 @@ def build_corpus(cache_dir: Path, scripts: Path = SCRIPTS) -> list[Clip]:
     cache_dir.mkdir(parents=True, exist_ok=True)
     clips = []
     for item in data["scripts"]:
-        digest = hashlib.sha256(f"{item['voice']}|{item['text']}".encode()).hexdigest()[:12]
+        digest = hashlib.sha256(f"{item['voice']}|{item['text']}|R".encode()).hexdigest()[:12]
         out = cache_dir / f"{item['id']}-{digest}.wav"
         if not out.exists():
             wide = out.with_suffix(".22k.wav")
@@ -105,7 +105,7 @@ def build_corpus(cache_dir: Path, scripts: Path = SCRIPTS) -> list[Clip]:
             )
             tmp = out.with_suffix(".tmp.wav")
             subprocess.run(
-                ["sox", str(wide), "-r", "8000", "-c", "1", "-e", "u-law", str(tmp)],
+                ["sox", "-R", str(wide), "-r", "8000", "-c", "1", "-e", "u-law", str(tmp)],
                 check=True,
                 capture_output=True,
             )

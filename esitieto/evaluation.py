@@ -38,7 +38,7 @@ def speak_to_phone_audio(text: str, language: str, out: Path, rate: int = 150) -
         capture_output=True,
     )
     subprocess.run(
-        ["sox", str(wide), "-r", "8000", "-c", "1", "-e", "u-law", str(out)],
+        ["sox", "-R", str(wide), "-r", "8000", "-c", "1", "-e", "u-law", str(out)],
         check=True,
         capture_output=True,
     )

@@ -23,13 +23,23 @@ import numpy as np
 
 from summarizer.audio import SAMPLE_RATE, AudioClip
 from summarizer.schemas import Transcript, TranscriptSegment
-from summarizer.stt import DEFAULT_MAX_AUDIO_SECONDS, TUNED, DecodeOptions, SpeechToText
+from summarizer.stt import (
+    AVG_LOGPROB_THRESHOLD as LOGPROB_THRESHOLD,
+)
+from summarizer.stt import (
+    DEFAULT_MAX_AUDIO_SECONDS,
+    NO_SPEECH_PROB_THRESHOLD,
+    TUNED,
+    DecodeOptions,
+    SpeechToText,
+)
 
 log = logging.getLogger(__name__)
 
 ENGINES_INSTALL_HINT = "install the reference engines with: pip install 'esitieto[engines]'"
 WINDOW_S = 30
-"""Whisper's input window; longer speech is decoded window by window."""
+"""Whisper's input window (language detection looks at the first one)."""
+NO_SPEECH_THRESHOLD = NO_SPEECH_PROB_THRESHOLD
 
 
 def _import(module: str) -> Any:
@@ -239,60 +249,65 @@ class TransformersWhisperEngine(SpeechToText):
     def _transcribe_impl(
         self, clip: AudioClip, *, language: str | None, prompt: str | None
     ) -> Transcript:
+        """Whisper's own sequential decoding with timestamps (as openai-whisper and
+        faster-whisper do), temperature fallback and the no-speech skip included."""
         torch = _import("torch")
         processor, model = self._get_model()
         opts = self.options
-        window = WINDOW_S * SAMPLE_RATE
-        segments = []
-        prompt_ids = (
-            processor.get_prompt_ids(prompt, return_tensors="pt").to(self.device)
-            if prompt
-            else None
-        )
-        for offset in range(0, max(clip.samples.size, 1), window):
-            piece = clip.samples[offset : offset + window]
-            if piece.size < SAMPLE_RATE // 10:
-                continue
-            kwargs: dict[str, Any] = {
-                "task": "transcribe",
-                "num_beams": opts.beam_size,
-                "do_sample": False,
-                "return_dict_in_generate": True,
-                "output_scores": True,
-            }
-            if language:
-                kwargs["language"] = language
-            if prompt_ids is not None:
-                kwargs["prompt_ids"] = prompt_ids
-            features, mask = self._features(piece)
-            with torch.inference_mode():
-                out = model.generate(features, attention_mask=mask, **kwargs)
-            text = processor.batch_decode(out.sequences, skip_special_tokens=True)[0].strip()
-            if prompt and text.startswith(prompt.strip()):
-                text = text[len(prompt.strip()) :].strip()
-            segments.append(
-                TranscriptSegment(
-                    start=offset / SAMPLE_RATE,
-                    end=(offset + piece.size) / SAMPLE_RATE,
-                    text=text,
-                    avg_logprob=self._avg_logprob(model, out),
-                )
+        features, mask = self._features(clip.samples)
+        kwargs: dict[str, Any] = {
+            "task": "transcribe",
+            "num_beams": opts.beam_size,
+            "return_timestamps": True,
+            "return_segments": True,
+            "temperature": (
+                opts.temperatures if len(opts.temperatures) > 1 else opts.temperatures[0]
+            ),
+            "condition_on_prev_tokens": opts.condition_on_previous_text,
+            "output_scores": True,  # for avg_logprob, as the other engines report it
+            "return_dict_in_generate": True,
+        }
+        if len(opts.temperatures) > 1:
+            kwargs.update(
+                compression_ratio_threshold=opts.compression_ratio_threshold,
+                logprob_threshold=LOGPROB_THRESHOLD,
+                no_speech_threshold=NO_SPEECH_THRESHOLD,
             )
+        if language:
+            kwargs["language"] = language
+        if prompt:
+            kwargs["prompt_ids"] = processor.get_prompt_ids(prompt, return_tensors="pt").to(
+                self.device
+            )
+        with torch.inference_mode():
+            out = model.generate(features, attention_mask=mask, **kwargs)
+        segments = []
+        for seg in out["segments"][0] if isinstance(out, dict) else []:
+            text = processor.tokenizer.decode(seg["tokens"], skip_special_tokens=True).strip()
+            if text:
+                segments.append(
+                    TranscriptSegment(
+                        start=float(seg["start"]),
+                        end=float(seg["end"]),
+                        text=text,
+                        avg_logprob=_avg_logprob(seg.get("result")),
+                    )
+                )
         return Transcript(
-            text=" ".join(s.text for s in segments if s.text),
-            language=language or "",
-            segments=[s for s in segments if s.text],
+            text=" ".join(s.text for s in segments), language=language or "", segments=segments
         )
 
-    @staticmethod
-    def _avg_logprob(model: Any, out: Any) -> float | None:
-        """Mean token log-probability, as Whisper reports it (beam: the length-normalised
-        sequence score; greedy: the mean of the chosen tokens' log-probabilities)."""
-        scores = getattr(out, "sequences_scores", None)
-        if scores is not None:
-            return float(scores[0])
-        if not getattr(out, "scores", None):
-            return None
-        steps = model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-        value = float(steps[0].mean())
-        return value if math.isfinite(value) else None
+
+def _avg_logprob(result: Any) -> float | None:
+    """Mean log-probability of the tokens the decoder chose in a window (Whisper's measure)."""
+    if not isinstance(result, dict) or not result.get("scores"):
+        return None
+    torch = _import("torch")
+    scores = result["scores"]
+    chosen = result["sequences"][-len(scores) :]
+    logprobs = [
+        float(torch.log_softmax(step.float(), dim=-1)[int(token)])
+        for step, token in zip(scores, chosen, strict=False)
+    ]
+    finite = [lp for lp in logprobs if math.isfinite(lp)]
+    return sum(finite) / len(finite) if finite else None

@@ -176,7 +176,9 @@ def synth_phone_audio(text_: str, out: Path, *, voice: str = "fi", rate: int = 1
     need("espeak-ng", "sox")
     wide = out.with_suffix(".22k.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(wide), text_], check=True)
-    subprocess.run(["sox", str(wide), "-r", "8000", "-c", "1", "-e", "u-law", str(out)], check=True)
+    subprocess.run(
+        ["sox", "-R", str(wide), "-r", "8000", "-c", "1", "-e", "u-law", str(out)], check=True
+    )
     wide.unlink()
     return out
 
@@ -215,7 +217,7 @@ def silent_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     need("sox")
     out = tmp_path_factory.mktemp("calls") / "silent.wav"
     subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out), "trim", "0", "3"],
+        ["sox", "-R", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out), "trim", "0", "3"],
         check=True,
     )
     return out

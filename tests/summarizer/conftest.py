@@ -44,7 +44,7 @@ def finnish_wide_wav(audio_dir: Path) -> Path:
 def finnish_mulaw_wav(finnish_wide_wav: Path, audio_dir: Path) -> Path:
     need("sox")
     out = audio_dir / "fi-ulaw.wav"
-    run("sox", str(finnish_wide_wav), "-r", "8000", "-c", "1", "-e", "u-law", str(out))
+    run("sox", "-R", str(finnish_wide_wav), "-r", "8000", "-c", "1", "-e", "u-law", str(out))
     return out
 
 
@@ -53,7 +53,7 @@ def finnish_pcm_wav(finnish_wide_wav: Path, audio_dir: Path) -> Path:
     need("sox")
     out = audio_dir / "fi-pcm16.wav"
     run(
-        "sox", str(finnish_wide_wav), "-r", "8000", "-c", "1", "-e", "signed-integer", "-b",
+        "sox", "-R", str(finnish_wide_wav), "-r", "8000", "-c", "1", "-e", "signed-integer", "-b",
         "16", str(out),
     )  # fmt: skip
     return out
@@ -74,7 +74,7 @@ def finnish_mp3(finnish_wide_wav: Path, audio_dir: Path) -> Path:
 def silent_mulaw_wav(audio_dir: Path) -> Path:
     need("sox")
     out = audio_dir / "silent.wav"
-    run("sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out), "trim", "0", "3")
+    run("sox", "-R", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out), "trim", "0", "3")
     return out
 
 
@@ -84,7 +84,7 @@ def noise_wav(audio_dir: Path) -> Path:
     need("sox")
     out = audio_dir / "noise.wav"
     run(
-        "sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out),
+        "sox", "-R", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out),
         "synth", "3", "whitenoise", "vol", "0.03",
     )  # fmt: skip
     return out
@@ -96,7 +96,7 @@ def too_long_wav(audio_dir: Path) -> Path:
     need("sox")
     out = audio_dir / "long.wav"
     run(
-        "sox", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out),
+        "sox", "-R", "-n", "-r", "8000", "-c", "1", "-e", "u-law", str(out),
         "synth", "610", "whitenoise", "vol", "0.01",
     )  # fmt: skip
     return out
