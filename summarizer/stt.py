@@ -398,16 +398,20 @@ def collapse_repetitions(text: str) -> str:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-ECHO_RUN = 3
-"""Words in a row, in the prompt's order, that make a transcript a prompt echo."""
+ECHO_SHARE = 0.5
+"""A transcript whose content words are at least this share prompt words is checked again
+without the prompt: over noise Whisper "hears" its prompt, and a prompt full of symptoms would
+turn line noise into chest pain."""
+CONTENT_WORD_MIN = 4
 
 
 def echoes_prompt(text: str, prompt: str) -> bool:
-    """Whether ``text`` repeats :data:`ECHO_RUN` or more words of ``prompt`` in the same order."""
-    said = [w.lower() for w in _WORD.findall(text)]
-    prompted = [w.lower() for w in _WORD.findall(prompt)]
-    runs = {tuple(prompted[i : i + ECHO_RUN]) for i in range(len(prompted) - ECHO_RUN + 1)}
-    return any(tuple(said[i : i + ECHO_RUN]) in runs for i in range(len(said) - ECHO_RUN + 1))
+    """Whether ``text`` is mostly words of ``prompt`` (it may be the prompt, not the caller)."""
+    prompted = {w.lower() for w in _WORD.findall(prompt)}
+    said = [w.lower() for w in _WORD.findall(text) if len(w) >= CONTENT_WORD_MIN]
+    if not said:
+        return False
+    return sum(w in prompted for w in said) / len(said) >= ECHO_SHARE
 
 
 @lru_cache(maxsize=1)
