@@ -42,6 +42,7 @@ def prepare(runtime: Runtime) -> DemoLogin | None:
     ruleset = default_ruleset()
     runtime.db.migrate()
     runtime.phraser  # noqa: B018 - a wrong backend configuration fails here
+    runtime.sms  # noqa: B018 - and so does a wrong SMS sender
     with runtime.db.session() as session:
         demo = ensure_demo(session, runtime.settings)
         session.flush()

@@ -40,6 +40,9 @@ from summarizer.audio import AudioError
 from summarizer.schemas import CallContext
 from summarizer.stt import average_confidence
 from voicebot import service as call_service
+from voicebot.assess import context_of
+from voicebot.dialogue import Answers
+from voicebot.service import identity_facts
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,58 @@ class Pipeline:
                 self.transcribe, on_give_up=self._recording_gave_up, max_attempts=3
             ),
             JobKind.FINALIZE_CALL: JobSpec(self.finalize_call, on_give_up=self._call_gave_up),
+            JobKind.SEND_SMS: JobSpec(self.send_sms, on_give_up=self._sms_gave_up),
         }
+
+    # -- the caller's SMS link ---------------------------------------------------------------
+
+    def send_sms(self, call_id: str) -> None:
+        """The digital path's link, which the caller accepted during the call; sent once."""
+        from integrations.sms import SmsError
+        from voicebot.dialogue import Answers
+        from voicebot.prompts import catalogue
+
+        with self.rt.db.session() as session:
+            call = session.get(Call, call_id)
+            station = session.get(Station, call.station_id) if call else None
+            if call is None or station is None:
+                raise GiveUp("no such call")
+            answers = Answers.from_json(call.dialogue)
+            if answers.sms_sid or not answers.sms_accepted or not answers.digital_path:
+                return
+            link = station_paths(station).get(answers.digital_path)
+            to, name = call.from_number, station.name
+        sender = self.rt.sms
+        if sender is None or not link or not to:
+            raise GiveUp("no SMS sender, link or number")
+        cat = catalogue(answers.language)
+        body = cat.text(
+            "sms_body", station=name, service=cat.services.get(answers.digital_path, ""), link=link
+        )
+        try:
+            result = sender.send(to, body)
+        except SmsError as exc:
+            if exc.retryable:
+                raise RetryLater(str(exc)) from exc
+            raise GiveUp(str(exc)) from exc
+        except ValueError as exc:
+            raise GiveUp(str(exc)) from exc
+        with self.rt.db.session() as session:
+            call = session.get(Call, call_id)
+            if call is not None:
+                answers = Answers.from_json(call.dialogue)
+                answers.sms_sid = result.sid
+                call.dialogue = answers.to_json()
+
+    def _sms_gave_up(self, call_id: str, error: str) -> None:
+        """No SMS could be sent: a nurse calls back instead, so the caller is not left waiting."""
+        with self.rt.db.session() as session:
+            call = session.get(Call, call_id)
+            if call is None:
+                return
+            ensure_callback(session, call)
+            call.route = "callback"
+            call.urgency_rank = max(call.urgency_rank, 0)
 
     # -- fetch ---------------------------------------------------------------------------
 
@@ -233,7 +287,14 @@ class Pipeline:
                 call.urgency_rank = URGENCY_RANK[decision.urgency]
                 call.route = decision.route
             call.reason = summary.reason[:300]
-            if decision.route == "callback":
+            told = Answers.from_json(call.dialogue).outcome
+            if told in ("emergency", "nurse_queue") and overridden is None:
+                # The caller was put through to a nurse: the case says so, and the words
+                # heard later can add urgency but not take away what the call already had.
+                call.route = "nurse_queue"
+                if told == "emergency":
+                    call.urgency, call.urgency_rank = "emergency", URGENCY_RANK["emergency"]
+            if call.route == "callback" or (decision.route == "callback" and overridden is None):
                 self._ensure_callback(session, call)
             call.state = CallState.READY
             call.ready_at = call.ready_at or utcnow()
@@ -260,9 +321,15 @@ class Pipeline:
                 # Caught at start-up too; if it slips through, nobody gets a digital path.
                 log.warning("digital paths off for this call: %s", exc)
                 paths = {}
+            answers = Answers.from_json(call.dialogue)
+            age, sex = identity_facts(self.rt.settings.identity_key, call)
             return _FinalizeInputs(
                 text=" ".join(t.text.strip() for t in transcripts if t.text.strip()),
-                context=CallContext(language=call.language),
+                context=context_of(answers, age, sex)
+                if call.dialogue
+                else CallContext.model_validate(
+                    {"language": call.language, "age": age, "sex": sex}
+                ),
                 asr_confidence=min(confidences) if confidences else None,
                 note_language=station.documentation_language,
                 headings=dict(station.note_headings or {}),

@@ -15,6 +15,7 @@ from integrations.storage import LocalFileStorage, Storage
 from integrations.twilio import RecordingFetcher
 
 if TYPE_CHECKING:
+    from integrations.sms import SmsSender
     from summarizer.phrasing import Phraser
     from summarizer.stt import SpeechToText
 
@@ -50,6 +51,25 @@ class Runtime:
     def phraser(self) -> Phraser | None:
         """The configured language-model phraser; None (deterministic text) by default."""
         return build_phraser_from(self.settings)
+
+    @cached_property
+    def sms(self) -> SmsSender | None:
+        """The SMS sender for digital path links; None when no sender is configured (then
+        no caller is offered an SMS: they get a callback)."""
+        from integrations.sms import SmsSender
+
+        sender = self.settings.voicebot.sms_sender
+        if not sender:
+            return None
+        tw = self.settings.twilio
+        return SmsSender(
+            tw.account_sid,
+            self.settings.twilio_auth_token.get_secret_value(),
+            sender=sender,
+            region=tw.region,
+            edge=tw.edge,
+            base_url=tw.api_base_url,
+        )
 
     def stt(self) -> SpeechToText:
         """The process-wide speech-to-text engine (loaded on first use)."""

@@ -38,6 +38,8 @@ class TwilioSettings(BaseModel):
     recording_fetch_timeout_s: float = 30.0
     region: str | None = None
     edge: str | None = None
+    api_base_url: str | None = None
+    """Overrides Twilio's REST host (``api.{edge}.{region}.twilio.com``), e.g. for a proxy."""
 
 
 class AsrSettings(BaseModel):
@@ -73,6 +75,16 @@ class SummarizerSettings(BaseModel):
     llm_api_key: SecretStr | None = None
     llm_timeout_s: float = 20.0
     llm_max_new_tokens: int = 400
+
+
+class VoicebotSettings(BaseModel):
+    in_call_budget_s: float = 8.0
+    """How long the caller waits ("one moment") for their answer to be transcribed and
+    pretriaged during the call; later, a nurse takes the call."""
+    identity_key: SecretStr | None = None
+    """32 bytes, hex: seals keyed identity codes (AES-256-GCM); generated when not set."""
+    sms_sender: str | None = None
+    """An E.164 number or a Messaging Service SID (``MG...``) the SMS links come from."""
 
 
 class WorkerSettings(BaseModel):
@@ -112,6 +124,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
     summarizer: SummarizerSettings = Field(default_factory=SummarizerSettings)
+    voicebot: VoicebotSettings = Field(default_factory=VoicebotSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
@@ -144,11 +157,16 @@ class Settings(BaseSettings):
         return self.web.session_secret or SecretStr(self._generated["session_secret"])
 
     @property
+    def identity_key(self) -> bytes:
+        secret = self.voicebot.identity_key or SecretStr(self._generated["identity_key"])
+        return bytes.fromhex(secret.get_secret_value())
+
+    @property
     def demo_nurse_password(self) -> SecretStr:
         return self.demo.nurse_password or SecretStr(self._generated["demo_nurse_password"])
 
 
-_GENERATED_KEYS = ("twilio_auth_token", "session_secret", "demo_nurse_password")
+_GENERATED_KEYS = ("twilio_auth_token", "session_secret", "demo_nurse_password", "identity_key")
 
 
 def _load_or_create_generated_secrets(data_dir: Path) -> dict[str, str]:
@@ -163,7 +181,11 @@ def _load_or_create_generated_secrets(data_dir: Path) -> dict[str, str]:
     for key in _GENERATED_KEYS:
         if key not in values:
             values[key] = (
-                secrets.token_hex(16) if key == "twilio_auth_token" else secrets.token_urlsafe(24)
+                secrets.token_hex(16)
+                if key == "twilio_auth_token"
+                else secrets.token_hex(32)
+                if key == "identity_key"
+                else secrets.token_urlsafe(24)
             )
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".secrets.{os.getpid()}.tmp")

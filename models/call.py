@@ -55,6 +55,10 @@ class Call(IdMixin, TimestampMixin, Base):
     route: Mapped[str | None] = mapped_column(String(16), default=None)
     reason: Mapped[str | None] = mapped_column(String(300), default=None)
     processing_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    dialogue: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """The caller's keypad answers and the call's outcome (``voicebot.dialogue.Answers``)."""
+    identity_sealed: Mapped[str | None] = mapped_column(Text, default=None)
+    """The keyed identity code, birth date and sex, sealed (AES-GCM, the call id as context)."""
 
     recordings: Mapped[list[Recording]] = relationship(
         back_populates="call", order_by="Recording.sequence"

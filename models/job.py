@@ -44,3 +44,4 @@ class JobKind:
     FETCH_RECORDING = "fetch_recording"  # key: recording id
     TRANSCRIBE = "transcribe"  # key: recording id
     FINALIZE_CALL = "finalize_call"  # key: call id: summary, pretriage, worklist
+    SEND_SMS = "send_sms"  # key: call id: the digital path's link, as the caller agreed

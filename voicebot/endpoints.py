@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
@@ -11,8 +13,22 @@ from starlette.datastructures import FormData
 
 from esitieto.runtime import Runtime, get_runtime
 from integrations.twilio import signature_is_valid
-from models import Call, CallState, Station
+from models import Call, CallState, Station, utcnow
+from voicebot import assess as assess_
 from voicebot import service, twiml
+from voicebot.dialogue import (
+    NURSE_KEY,
+    REPEAT_KEY,
+    Answers,
+    State,
+    Step,
+    advance,
+    after_recording,
+    decide_next,
+    identity_result,
+    prompt_for,
+)
+from voicebot.identity import IdentityError, IdentityVault, parse_keyed_identity
 from voicebot.prompts import DEFAULT_LANGUAGE, catalogue
 
 log = logging.getLogger(__name__)
@@ -64,7 +80,7 @@ def _xml(body: str) -> Response:
 
 @router.post("/voice")
 def incoming_call(form: Form, runtime: Rt) -> Response:
-    """A new call: find the station by the called number and ask for the reason."""
+    """A new call (or Twilio retrying it): find the station by the called number and greet."""
     params = _call_params(form)
     with runtime.db.session() as session:
         station = service.find_station(session, params.to_number)
@@ -72,12 +88,16 @@ def incoming_call(form: Form, runtime: Rt) -> Response:
             log.warning("call to a number with no station: %s", params.to_number)
             return _xml(twiml.goodbye(catalogue(DEFAULT_LANGUAGE), "unknown_number", voice=None))
         call = service.get_or_create_call(session, station, params)
-        cat = catalogue(call.language)
+        answers = service.load_answers(call, station)
         if call.state != CallState.IN_PROGRESS:
-            return _xml(twiml.goodbye(cat, "closing", voice=station.voice))
-        if call.dialogue_step == "greeting":
-            call.dialogue_step = "reason"
-        return _xml(twiml.ask_reason(cat, station_name=station.name, voice=station.voice, base=""))
+            return _xml(twiml.goodbye(catalogue(answers.language), "closing", voice=station.voice))
+        closed = service.station_closed(station)
+        if call.dialogue_step in ("greeting", State.WELCOME.value):
+            step = prompt_for(State.WELCOME, answers, closed=closed)
+        else:  # a retried webhook mid-call: say the current question again
+            step = prompt_for(State(call.dialogue_step), answers, closed=closed)
+        service.save(call, answers, step)
+        return _render(session, call, station, answers, step)
 
 
 def _require_call(session: Session, params: service.CallParams) -> tuple[Station, Call]:
@@ -87,9 +107,42 @@ def _require_call(session: Session, params: service.CallParams) -> tuple[Station
     return station, service.get_or_create_call(session, station, params)
 
 
+@router.post("/gather")
+def gather(form: Form, runtime: Rt, state: str) -> Response:
+    """The caller pressed keys (or did not, in time) at ``state``'s question."""
+    params = _call_params(form)
+    try:
+        asked = State(state)
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail="unknown dialogue state") from exc
+    digits = (form.get("Digits") or "").strip()
+    with runtime.db.session() as session:
+        station, call = _require_call(session, params)
+        answers = service.load_answers(call, station)
+        closed = service.station_closed(station)
+        if call.dialogue_step != asked.value:
+            # A retried or late webhook for a question already answered: change nothing.
+            known = {st.value for st in State}
+            current = State(call.dialogue_step) if call.dialogue_step in known else State.DONE
+            return _render(session, call, station, answers, prompt_for(current, answers))
+        if asked is State.IDENTITY and digits not in ("", "#", REPEAT_KEY, NURSE_KEY):
+            step = identity_result(answers, _keep_identity(runtime, call, digits))
+        else:
+            step = advance(
+                asked,
+                digits or None,
+                answers,
+                closed=closed,
+                feedback_question=service.feedback_question(session, station),
+            )
+        service.save(call, answers, step)
+        service.apply_outcome(session, call, answers)
+        return _render(session, call, station, answers, step)
+
+
 @router.post("/recorded")
 def recorded(form: Form, runtime: Rt, step: str = "reason") -> Response:
-    """The ``<Record>`` action: the answer is recorded; say goodbye."""
+    """The ``<Record>`` action: keep the recording, then assess it while the caller waits."""
     params = _call_params(form)
     recording_sid = (form.get("RecordingSid") or "").strip()
     with runtime.db.session() as session:
@@ -103,18 +156,99 @@ def recorded(form: Form, runtime: Rt, step: str = "reason") -> Response:
                 duration_s=_int(form.get("RecordingDuration")),
                 prompt_key=step[:32],
             )
-        call.dialogue_step = "closing"
-        return _xml(twiml.goodbye(catalogue(call.language), "closing", voice=station.voice))
+        answers = service.load_answers(call, station)
+        nxt = after_recording(answers, recorded=bool(recording_sid))
+        service.save(call, answers, nxt)
+        return _render(session, call, station, answers, nxt)
 
 
 @router.post("/no-recording")
 def no_recording(form: Form, runtime: Rt, step: str = "reason") -> Response:
-    """The caller said nothing: close kindly; the case still reaches a nurse."""
+    """The caller said nothing: a nurse will still see the case; go on to the outcome."""
     params = _call_params(form)
     with runtime.db.session() as session:
         station, call = _require_call(session, params)
-        call.dialogue_step = "closing"
-        return _xml(twiml.goodbye(catalogue(call.language), "no_answer", voice=station.voice))
+        answers = service.load_answers(call, station)
+        nxt = after_recording(answers, recorded=False)
+        service.save(call, answers, nxt)
+        return _render(session, call, station, answers, nxt)
+
+
+@router.post("/assess")
+def assess_answer(form: Form, runtime: Rt) -> Response:
+    """The budgeted step: transcribe and pretriage the free answer during the call.
+
+    The only webhook allowed to take seconds (up to ``voicebot.in_call_budget_s``); no
+    transaction is open meanwhile."""
+    params = _call_params(form)
+    with runtime.db.session() as session:
+        station, call = _require_call(session, params)
+        answers = service.load_answers(call, station)
+        if call.dialogue_step != State.ASSESS.value:
+            return _render(
+                session, call, station, answers, prompt_for(State(call.dialogue_step), answers)
+            )
+        url = service.reason_recording_url(session, call)
+        call_id, language = call.id, answers.language
+        paths = assess_.paths_for(station)
+        age, sex = service.identity_facts(runtime.settings.identity_key, call)
+    heard: assess_.Heard | None = None
+    if answers.heard is not None:
+        heard = assess_.Heard(answers.heard, answers.heard_confidence)
+    elif url:
+        heard = assess_.hear(
+            runtime, url, language=language, budget_s=runtime.settings.voicebot.in_call_budget_s
+        )
+    context = assess_.context_of(answers, age, sex)
+    assessment, _decision = assess_.assess(answers, heard, context, paths)
+    if assessment.route == "digital_path" and runtime.sms is None:
+        # No way to send the link from here: a nurse calls back instead.
+        assessment = replace(assessment, route="callback", digital_path=None)
+    with runtime.db.session() as session:
+        station, call = _require_call(session, params)
+        if call.id != call_id or call.dialogue_step != State.ASSESS.value:
+            return _render(
+                session, call, station, answers, prompt_for(State(call.dialogue_step), answers)
+            )
+        if heard is not None:
+            answers.heard, answers.heard_confidence = heard.text, heard.confidence
+        answers.assessed = True
+        answers.digital_path = assessment.digital_path
+        step = decide_next(
+            answers,
+            assessment,
+            closed=service.station_closed(station),
+            feedback_question=service.feedback_question(session, station),
+        )
+        service.save(call, answers, step)
+        service.apply_outcome(session, call, answers)
+        return _render(session, call, station, answers, step)
+
+
+def _render(
+    session: Session, call: Call, station: Station, answers: Answers, step: Step
+) -> Response:
+    cat = catalogue(answers.language)
+    values = {"station": station.name}
+    if "callback_window" in step.say:
+        values["window"] = service.callback_window_text(session, call, station, cat)
+    if "offer_sms" in step.say:
+        values["service"] = cat.services.get(answers.digital_path or "", "")
+    return _xml(twiml.render(step, cat, station_id=station.id, voice=station.voice, values=values))
+
+
+def _keep_identity(runtime: Runtime, call: Call, digits: str) -> bool:
+    """Validate the keyed identity code and keep it sealed; False when it is not valid."""
+    try:
+        keyed = parse_keyed_identity(digits.rstrip("#"), today=utcnow().date())
+    except IdentityError:
+        return False
+    vault = IdentityVault(runtime.settings.identity_key)
+    payload = json.dumps(
+        {"code": keyed.code, "birth_date": keyed.birth_date.isoformat(), "sex": keyed.sex}
+    )
+    call.identity_sealed = vault.seal(payload, context=call.id)
+    return True
 
 
 @router.post("/status")

@@ -7,15 +7,34 @@ record action, a status callback before either). Every write is keyed on Twilio'
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from esitieto.jobs import enqueue
-from models import Call, CallEvent, CallState, JobKind, Recording, RecordingState, Station, utcnow
+from models import (
+    Call,
+    CallerFeedback,
+    CallEvent,
+    CallState,
+    JobKind,
+    Recording,
+    RecordingState,
+    Station,
+    utcnow,
+)
+from pretriage.callback_window import OpeningHours, OpeningHoursError
+from pretriage.schemas import URGENCY_RANK
+from pretriage.service import ensure_callback, estimate_callback
+from voicebot.dialogue import FEEDBACK_QUESTIONS, Answers, Step
+from voicebot.identity import IdentityError, IdentityVault
+from voicebot.prompts import Catalogue
 
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
@@ -194,3 +213,110 @@ def end_call(session: Session, call: Call, *, twilio_status: str, duration_s: in
         if rec.state == RecordingState.PENDING and rec.source_url:
             enqueue(session, JobKind.FETCH_RECORDING, rec.id)
     enqueue(session, JobKind.FINALIZE_CALL, call.id)
+
+
+# -- the dialogue ----------------------------------------------------------------------------
+
+
+def load_answers(call: Call, station: Station) -> Answers:
+    if call.dialogue:
+        return Answers.from_json(call.dialogue)
+    return Answers(language=call.language or station.language)
+
+
+def save(call: Call, answers: Answers, step: Step) -> None:
+    call.dialogue = answers.to_json()
+    call.dialogue_step = step.state.value
+    call.language = answers.language
+
+
+def station_closed(station: Station, now: datetime | None = None) -> bool:
+    """Whether the station is outside its opening hours now (nurses cannot take a call)."""
+    local = (now or utcnow()).astimezone(ZoneInfo(station.timezone))
+    try:
+        span = OpeningHours.parse(station.opening_hours).hours_on(local)
+    except OpeningHoursError:
+        return False  # checked at start-up; if it slips through, do not turn callers away
+    return span is None or not span[0] <= local < span[1]
+
+
+def feedback_question(session: Session, station: Station) -> str:
+    """The pilot's three questions in turn, one per call."""
+    count = session.scalar(
+        select(func.count()).select_from(Call).where(Call.station_id == station.id)
+    )
+    return FEEDBACK_QUESTIONS[int(count or 0) % len(FEEDBACK_QUESTIONS)]
+
+
+def callback_window_text(session: Session, call: Call, station: Station, cat: Catalogue) -> str:
+    """ "tänään kello 13.00–14.00": the window the caller is promised, in their language."""
+    cb = ensure_callback(session, call)
+    tz = ZoneInfo(station.timezone)
+    if cb.window_start is None or cb.window_end is None:
+        window = estimate_callback(session, station, call_id=call.id)
+        start, end = window.start, window.end
+    else:
+        start, end = cb.window_start, cb.window_end
+    start, end = start.astimezone(tz), end.astimezone(tz)
+    today = utcnow().astimezone(tz).date()
+    times = {"start": start.strftime("%H.%M"), "end": end.strftime("%H.%M")}
+    if cat.language == "en":
+        times = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
+    if start.date() == today:
+        return cat.text("today", **times)
+    return cat.text("another_day", day=cat.days[start.weekday()], **times)
+
+
+def apply_outcome(session: Session, call: Call, answers: Answers) -> None:
+    """Make what the caller was told happen: the queue, the SMS, the callback, the feedback."""
+    if answers.outcome in ("emergency", "nurse_queue"):
+        urgency = "emergency" if answers.outcome == "emergency" else (call.urgency or "urgent")
+        call.route = "nurse_queue"
+        call.urgency = urgency
+        call.urgency_rank = max(call.urgency_rank, URGENCY_RANK.get(urgency, 1))
+    elif answers.outcome == "digital_path" and answers.sms_accepted:
+        call.route = "digital_path"
+        enqueue(session, JobKind.SEND_SMS, call.id)
+    elif answers.outcome == "callback":
+        cb = ensure_callback(session, call)
+        if answers.callback_number:
+            cb.phone_number = answers.callback_number
+        call.route = call.route or "callback"
+    if answers.feedback_answer is not None and answers.feedback_question:
+        exists = session.scalar(
+            select(CallerFeedback.id).where(
+                CallerFeedback.call_id == call.id,
+                CallerFeedback.question == answers.feedback_question,
+            )
+        )
+        if exists is None:
+            session.add(
+                CallerFeedback(
+                    call_id=call.id,
+                    question=answers.feedback_question,
+                    answer=answers.feedback_answer,
+                )
+            )
+
+
+def reason_recording_url(session: Session, call: Call) -> str | None:
+    """Where Twilio keeps the free answer's recording (from the record action)."""
+    return session.scalar(
+        select(Recording.source_url)
+        .where(Recording.call_id == call.id, Recording.prompt_key == "reason")
+        .order_by(Recording.sequence.desc())
+    )
+
+
+def identity_facts(key: bytes, call: Call) -> tuple[int | None, str | None]:
+    """Age and sex from the call's sealed identity code, for pretriage (never logged)."""
+    if not call.identity_sealed:
+        return None, None
+    try:
+        data = json.loads(IdentityVault(key).open(call.identity_sealed, context=call.id))
+        birth = date.fromisoformat(data["birth_date"])
+    except (IdentityError, ValueError, KeyError):
+        return None, None
+    today = utcnow().date()
+    age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
+    return age, str(data["sex"])

@@ -2,39 +2,79 @@
 
 from __future__ import annotations
 
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
-from voicebot.prompts import Catalogue
+from voicebot.dialogue import State, Step
+from voicebot.prompts import LANGUAGES, Catalogue, catalogue
 
 RECORD_MAX_SECONDS = 120
 RECORD_SILENCE_TIMEOUT_S = 4
+DIGIT_TIMEOUT_S = 6
+"""Seconds to wait for a key: long enough for an elderly caller to find the keypad."""
+DIGITS_TIMEOUT_S = 10
 
 
-def _say(response: VoiceResponse, cat: Catalogue, text: str, voice: str | None) -> None:
-    response.say(text, voice=voice or cat.voice, language=cat.say_language)
+def _say(target: VoiceResponse | Gather, cat: Catalogue, text: str, voice: str | None) -> None:
+    if text:
+        target.say(text, voice=voice or cat.voice, language=cat.say_language)
 
 
-def ask_reason(cat: Catalogue, *, station_name: str, voice: str | None, base: str) -> str:
-    """Greeting, AI disclosure, 112 notice, then record the caller's reason."""
+def queue_name(station_id: str, priority: bool) -> str:
+    """The Twilio queue the station's nurses answer; the priority one is served first."""
+    return f"{station_id}-{'priority' if priority else 'nurses'}"
+
+
+def render(
+    step: Step,
+    cat: Catalogue,
+    *,
+    station_id: str,
+    voice: str | None,
+    values: dict[str, str] | None = None,
+    base: str = "",
+) -> str:
+    """One :class:`~voicebot.dialogue.Step` as TwiML."""
     r = VoiceResponse()
-    _say(r, cat, cat.text("greeting", station=station_name), voice)
-    _say(r, cat, cat.text("ai_disclosure"), voice)
-    _say(r, cat, cat.text("emergency_notice"), voice)
-    _say(r, cat, cat.text("ask_reason"), voice)
-    r.record(
-        action=f"{base}/twilio/recorded?step=reason",
-        method="POST",
-        max_length=RECORD_MAX_SECONDS,
-        timeout=RECORD_SILENCE_TIMEOUT_S,
-        finish_on_key="#",
-        play_beep=True,
-        trim="trim-silence",
-        recording_status_callback=f"{base}/twilio/recording-status?step=reason",
-        recording_status_callback_method="POST",
-        recording_status_callback_event="completed absent",
-    )
-    # Twilio skips the action when nothing was recorded and goes on to the next verb.
-    r.redirect(f"{base}/twilio/no-recording?step=reason", method="POST")
+    values = {**(values or {}), **step.values}
+    target: VoiceResponse | Gather = r
+    if step.gather is not None:
+        target = r.gather(
+            input="dtmf",
+            action=f"{base}/twilio/gather?state={step.state.value}",
+            method="POST",
+            num_digits=1 if step.gather == "digit" else None,
+            finish_on_key="#" if step.gather == "digits" else None,
+            timeout=DIGIT_TIMEOUT_S if step.gather == "digit" else DIGITS_TIMEOUT_S,
+            action_on_empty_result=True,
+        )
+    for key in step.say:
+        if key == "language_menu":
+            for lang in LANGUAGES:  # each option in its own language and voice
+                other = catalogue(lang)
+                _say(target, other, other.text("language_option"), None)
+            continue
+        _say(target, cat, cat.text(key, **values), voice)
+    if step.record:
+        r.record(
+            action=f"{base}/twilio/recorded?step=reason",
+            method="POST",
+            max_length=RECORD_MAX_SECONDS,
+            timeout=RECORD_SILENCE_TIMEOUT_S,
+            finish_on_key="#",
+            play_beep=True,
+            trim="trim-silence",
+            recording_status_callback=f"{base}/twilio/recording-status?step=reason",
+            recording_status_callback_method="POST",
+            recording_status_callback_event="completed absent",
+        )
+        # Twilio skips the action when nothing was recorded and goes on to the next verb.
+        r.redirect(f"{base}/twilio/no-recording?step=reason", method="POST")
+    if step.redirect is not None:
+        r.redirect(f"{base}/twilio/{step.redirect.value}", method="POST")
+    if step.transfer is not None:
+        r.enqueue(queue_name(station_id, step.transfer == "priority"))
+    if step.hangup:
+        r.hangup()
     return str(r)
 
 
@@ -48,3 +88,6 @@ def goodbye(cat: Catalogue, key: str, *, voice: str | None) -> str:
 def empty() -> str:
     """The answer to status callbacks: nothing to say."""
     return str(VoiceResponse())
+
+
+__all__ = ["State", "empty", "goodbye", "queue_name", "render"]

@@ -31,26 +31,149 @@ def test_missing_or_wrong_signature_is_rejected(twilio: Twilio, runtime: Runtime
     assert _count(runtime, Call) == 0
 
 
-def test_incoming_call_is_greeted_warned_and_recorded(twilio: Twilio, runtime: Runtime) -> None:
+def _hours(runtime: Runtime, hours: dict[str, str]) -> None:
+    from models import Station
+
+    with runtime.db.session() as s:
+        station = s.get(Station, "demo")
+        assert station is not None
+        station.opening_hours = hours
+
+
+ALWAYS_OPEN = {"mon-sun": "00:00-23:59"}
+NEVER_OPEN_NOW = {"mon-sun": "00:00-00:01"}  # closed but for one minute after midnight
+
+
+def _said(body: str) -> str:
+    return " ".join((e.text or "") for e in ET.fromstring(body).iter("Say"))
+
+
+def _press(twilio: Twilio, params: dict[str, str], state: str, digits: str = "") -> str:
+    response = twilio.post(f"/twilio/gather?state={state}", {**params, "Digits": digits})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_incoming_call_is_greeted_warned_and_offered_languages(
+    twilio: Twilio, runtime: Runtime
+) -> None:
     params = call_params()
     response = twilio.post("/twilio/voice", params)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/xml")
-    verbs = _verbs(response.text)
-    said = " ".join(v.text or "" for v in verbs if v.tag == "Say")
     fi = catalogue("fi")
-    assert fi.text("ai_disclosure") in said
-    assert "112" in said
-    assert fi.text("ask_reason") in said
-    record = next(v for v in verbs if v.tag == "Record")
-    assert record.get("action", "").startswith("/twilio/recorded")
-    assert record.get("recordingStatusCallback", "").startswith("/twilio/recording-status")
-    assert verbs[-1].tag == "Redirect"  # silence falls through to the no-answer step
+    said = _said(response.text)
+    assert fi.text("ai_disclosure") in said and "112" in said
+    assert all(catalogue(lang).text("language_option") in said for lang in ("fi", "sv", "en"))
+    gather = next(ET.fromstring(response.text).iter("Gather"))
+    assert gather.get("action") == "/twilio/gather?state=welcome"
+    assert gather.get("numDigits") == "1" and gather.get("actionOnEmptyResult") == "true"
+    # each language option is spoken in its own language
+    languages = {e.get("language") for e in gather.iter("Say")}
+    assert {"fi-FI", "sv-SE", "en-GB"} <= languages
     with runtime.db.session() as s:
         call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
         assert call is not None
         assert call.station_id == "demo"
         assert call.state == CallState.IN_PROGRESS
+        assert call.dialogue_step == "welcome"
+
+
+def test_the_caller_walks_to_the_free_answer_in_swedish(twilio: Twilio, runtime: Runtime) -> None:
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    sv = catalogue("sv")
+    assert sv.text("ask_emergency") in _said(_press(twilio, params, "welcome", "2"))
+    assert sv.text("ask_identity") in _said(_press(twilio, params, "emergency", "2"))
+    body = _press(twilio, params, "identity", "")  # skipped
+    assert sv.text("ask_reason") in _said(body)
+    record = next(ET.fromstring(body).iter("Record"))
+    assert record.get("action", "").startswith("/twilio/recorded")
+    assert record.get("recordingStatusCallback", "").startswith("/twilio/recording-status")
+
+
+def test_nine_repeats_and_zero_joins_the_nurse_queue(twilio: Twilio, runtime: Runtime) -> None:
+    _hours(runtime, ALWAYS_OPEN)
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    _press(twilio, params, "welcome", "1")
+    fi = catalogue("fi")
+    assert fi.text("ask_emergency") in _said(_press(twilio, params, "emergency", "9"))
+    body = _press(twilio, params, "emergency", "0")
+    assert fi.text("connecting") in _said(body)
+    assert next(ET.fromstring(body).iter("Enqueue")).text == "demo-nurses"
+
+
+def test_the_emergency_key_gives_112_advice_and_the_priority_queue(
+    twilio: Twilio, runtime: Runtime
+) -> None:
+    _hours(runtime, ALWAYS_OPEN)
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    _press(twilio, params, "welcome", "1")
+    body = _press(twilio, params, "emergency", "1")
+    assert catalogue("fi").text("emergency_112") in _said(body)
+    assert next(ET.fromstring(body).iter("Enqueue")).text == "demo-priority"
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None
+        assert (call.urgency, call.route) == ("emergency", "nurse_queue")
+
+
+def test_when_closed_the_emergency_key_says_112_and_zero_gives_a_callback(
+    twilio: Twilio, runtime: Runtime
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if datetime.now(ZoneInfo("Europe/Helsinki")).strftime("%H:%M") in ("00:00", "00:01"):
+        return  # the one open minute of NEVER_OPEN_NOW
+    _hours(runtime, NEVER_OPEN_NOW)
+    fi = catalogue("fi")
+    params = call_params()
+    assert fi.text("closed_notice") in _said(twilio.post("/twilio/voice", params).text)
+    _press(twilio, params, "welcome", "1")
+    body = _press(twilio, params, "emergency", "1")
+    assert fi.text("emergency_closed") in _said(body) and "Enqueue" not in body
+    other = call_params()
+    twilio.post("/twilio/voice", other)
+    _press(twilio, other, "welcome", "1")
+    body = _press(twilio, other, "emergency", "0")
+    said = _said(body)
+    assert fi.text("nurses_closed") in said and "kello 00.00–" in said  # next opening
+    assert "Enqueue" not in body
+
+
+def test_a_retried_keypress_changes_nothing(twilio: Twilio, runtime: Runtime) -> None:
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    _press(twilio, params, "welcome", "3")
+    again = _press(twilio, params, "welcome", "2")  # Twilio retries a welcome answer late
+    assert catalogue("en").text("ask_emergency") in _said(again)
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.language == "en" and call.dialogue_step == "emergency"
+
+
+def test_a_keyed_identity_code_is_sealed_and_a_wrong_one_asked_again(
+    twilio: Twilio, runtime: Runtime
+) -> None:
+    from voicebot.identity import check_character
+
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    _press(twilio, params, "welcome", "1")
+    _press(twilio, params, "emergency", "2")
+    fi = catalogue("fi")
+    assert fi.text("identity_again") in _said(_press(twilio, params, "identity", "1234567890"))
+    digits = "010190" + "923"  # an invented code (900-series numbers are temporary ids)
+    check = check_character(digits)
+    keyed = digits + (check if check.isdigit() else "")
+    assert fi.text("ask_reason") in _said(_press(twilio, params, "identity", keyed))
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.identity_sealed
+        assert digits not in call.identity_sealed and digits not in str(call.dialogue)
 
 
 def test_unknown_station_gets_a_clear_message_and_no_case(twilio: Twilio, runtime: Runtime) -> None:
@@ -103,14 +226,17 @@ def test_repeated_recording_webhooks_store_one_recording_and_one_job(
     assert _count(runtime, CallEvent, CallEvent.kind == "recording") == 1
 
 
-def test_record_action_says_goodbye_and_hangs_up(twilio: Twilio, runtime: Runtime) -> None:
+def test_record_action_asks_the_caller_to_wait_and_goes_on_to_assess(
+    twilio: Twilio, runtime: Runtime
+) -> None:
     params = call_params()
     twilio.post("/twilio/voice", params)
     body = {**params, "RecordingSid": "RE" + "2" * 32, "RecordingUrl": "http://x/y"}
     response = twilio.post("/twilio/recorded?step=reason", body)
     verbs = _verbs(response.text)
-    assert [v.tag for v in verbs] == ["Say", "Hangup"]
-    assert verbs[0].text == catalogue("fi").text("closing")
+    assert [v.tag for v in verbs] == ["Say", "Redirect"]
+    assert verbs[0].text == catalogue("fi").text("one_moment")
+    assert verbs[1].text == "/twilio/assess"
 
 
 def test_recording_callback_before_the_call_webhook_is_kept(
@@ -162,13 +288,17 @@ def test_absent_recording_is_marked_missing(twilio: Twilio, runtime: Runtime) ->
         assert rec.state == RecordingState.MISSING
 
 
-def test_silence_goes_to_the_no_answer_step(twilio: Twilio, runtime: Runtime) -> None:
+def test_silence_goes_on_to_a_nurse_not_to_a_digital_path(twilio: Twilio, runtime: Runtime) -> None:
     params = call_params()
     twilio.post("/twilio/voice", params)
     response = twilio.post("/twilio/no-recording?step=reason", params)
     verbs = _verbs(response.text)
-    assert verbs[0].text == catalogue("fi").text("no_answer")
-    assert verbs[-1].tag == "Hangup"
+    assert verbs[0].text == catalogue("fi").text("no_answer_heard")
+    assert verbs[-1].tag == "Redirect"
+    assessed = twilio.post("/twilio/assess", params).text
+    # nothing heard: never non-urgent; a nurse (the queue while the station is open,
+    # else a callback)
+    assert "Enqueue" in assessed or catalogue("fi").text("confirm_number") in _said(assessed)
 
 
 def test_malformed_requests_get_clear_errors(twilio: Twilio) -> None:

@@ -12,13 +12,44 @@ DEFAULT_LANGUAGE = "fi"
 _REQUIRED = (
     "say_language",
     "voice",
+    "language_option",
     "greeting",
     "ai_disclosure",
     "emergency_notice",
+    "closed_notice",
+    "ask_emergency",
+    "ask_identity",
+    "identity_again",
     "ask_reason",
+    "one_moment",
+    "no_answer_heard",
+    "ask_who",
+    "ask_child_age",
+    "ask_duration",
+    "ask_temperature",
+    "offer_sms",
+    "sms_sent",
+    "callback_window",
+    "confirm_number",
+    "ask_number",
+    "number_again",
+    "callback_confirmed",
+    "connecting",
+    "connecting_priority",
+    "emergency_112",
+    "emergency_closed",
+    "nurses_closed",
+    "feedback_useful",
+    "feedback_understandable",
+    "feedback_recommend",
+    "thanks_goodbye",
+    "goodbye",
     "closing",
     "no_answer",
     "unknown_number",
+    "today",
+    "another_day",
+    "sms_body",
 )
 
 
@@ -26,6 +57,9 @@ _REQUIRED = (
 class Catalogue:
     language: str
     messages: dict[str, str]
+    services: dict[str, str]
+    """Digital path id → what the caller hears it called."""
+    days: dict[int, str]
 
     @property
     def say_language(self) -> str:
@@ -45,6 +79,13 @@ def catalogue(language: str) -> Catalogue:
     lang = language if language in LANGUAGES else DEFAULT_LANGUAGE
     data = tomllib.loads((Path(__file__).parent / f"{lang}.toml").read_text(encoding="utf-8"))
     missing = [k for k in _REQUIRED if not isinstance(data.get(k), str)]
-    if missing:
-        raise ValueError(f"prompt catalogue {lang}.toml lacks {', '.join(missing)}")
-    return Catalogue(lang, {k: str(v) for k, v in data.items()})
+    if missing or not isinstance(data.get("services"), dict) or len(data.get("days", {})) != 7:
+        raise ValueError(
+            f"prompt catalogue {lang}.toml lacks {', '.join(missing) or 'services or days'}"
+        )
+    return Catalogue(
+        lang,
+        {k: str(v) for k, v in data.items() if isinstance(v, str)},
+        {str(k): str(v) for k, v in data["services"].items()},
+        {int(k): str(v) for k, v in data["days"].items()},
+    )
