@@ -445,6 +445,7 @@ def transcribe_within(
     try:
         return future.result(timeout=budget_s)
     except FutureTimeout:
+        future.cancel()  # still queued behind another caller's: never start it
         log.info("%s: in-call transcription over its %.1f s budget", engine.name, budget_s)
         return None
 

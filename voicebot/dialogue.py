@@ -5,7 +5,8 @@ input to :func:`advance`, stores the answers back and renders the returned :clas
 TwiML (``twiml.py``). Keeping it pure makes every branch testable in microseconds and keeps the
 webhooks fast.
 
-Everywhere the caller can press 9 to hear the question again and 0 to join the nurse queue.
+Everywhere the caller can press 9 to hear the question again and 0 to join the nurse queue,
+except where the question asks for a number of years or days (there 0 and 9 are answers).
 A keypad question left unanswered is asked once more, then taken as "no answer" and the call
 goes on: the case reaches a nurse whatever the caller manages to do.
 """
@@ -38,6 +39,9 @@ class State(StrEnum):
     FEEDBACK = "feedback"  # one optional question, 1-5
     DONE = "done"
 
+
+COUNTING = frozenset({State.ASK_CHILD_AGE, State.ASK_DURATION})
+"""Questions answered with a number of years or days, where 0 and 9 are answers."""
 
 Outcome = Literal["emergency", "nurse_queue", "digital_path", "callback"]
 FEEDBACK_QUESTIONS = ("useful", "understandable", "recommend")
@@ -164,9 +168,10 @@ def advance(
 ) -> Step:
     """The caller answered ``state``'s question with ``digits`` (None: no answer in time)."""
     digits = (digits or "").strip()
-    if digits == REPEAT_KEY and state is not State.ASK_CHILD_AGE:
+    counting = state in COUNTING
+    if digits == REPEAT_KEY and not counting:
         return prompt_for(state, answers, closed=closed)
-    if digits == NURSE_KEY and state not in (State.FEEDBACK, State.DONE):
+    if digits == NURSE_KEY and not counting and state not in (State.FEEDBACK, State.DONE):
         answers.wants_nurse = True
         return _to_nurse(answers, closed=closed, priority=False)
     if not digits and state not in (State.IDENTITY, State.FEEDBACK):

@@ -1,0 +1,153 @@
+"""Whole calls through the real webhooks (the simulator plays Twilio), in each language, to
+each outcome; and a hang-up at every state still leaves a case for the nurse."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from esitieto.app import prepare
+from esitieto.runtime import Runtime
+from esitieto.settings import VoicebotSettings
+from models import Call, Callback, CallerFeedback, Station
+from tests.conftest import make_settings, synth_phone_audio
+from tests.integrations.test_sms import FakeTwilio, fake_twilio  # noqa: F401 - the fixture
+from voicebot.prompts import catalogue
+from voicebot.simulator import simulate_call
+
+pytestmark = pytest.mark.slow
+
+VOICES = {"fi": "fi", "sv": "sv", "en": "en-gb"}
+LANGUAGE_KEY = {"fi": "1", "sv": "2", "en": "3"}
+
+
+@pytest.fixture
+def call_rt(tmp_path: Path, fake_twilio: FakeTwilio) -> Iterator[Runtime]:  # noqa: F811
+    settings = make_settings(tmp_path / "var", None, mode="inprocess")
+    settings.voicebot = VoicebotSettings(
+        sms_sender="+358450000000", identity_key=SecretStr("ab" * 32), in_call_budget_s=20.0
+    )
+    settings.twilio.api_base_url = fake_twilio.url
+    rt = Runtime(settings)
+    prepare(rt)
+    with rt.db.session() as s:
+        demo = s.get(Station, "demo")
+        assert demo is not None
+        demo.opening_hours = {"mon-sun": "00:00-23:59"}  # the nurses are in for these calls
+    yield rt
+    rt.close()
+
+
+def play(rt: Runtime, *, digits: list[str], audio: list[Path] | None = None, **kw: Any) -> dict:
+    return simulate_call(
+        rt.settings,
+        station_id="demo",
+        audio=audio or [],
+        digits=digits,
+        runtime=rt,
+        timeout_s=120,
+        **kw,
+    )
+
+
+def said(case: dict, language: str, key: str) -> bool:
+    text = catalogue(language).messages[key]
+    head = text.split("{")[0].strip()
+    return any(head in h for h in case["heard"])
+
+
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("voices")
+    lines = {
+        "en-emergency": ("en", "I have crushing chest pain and I cannot breathe."),
+        "en-renewal": ("en", "I need to renew my prescription for my blood pressure medicine."),
+        "fi-appointment": ("fi", "Haluaisin varata ajan."),
+        "sv-appointment": ("sv", "Jag vill boka en tid."),
+        "en-appointment": ("en", "I would like to book an appointment for a check up."),
+    }
+    return {
+        name: synth_phone_audio(text, out / f"{name}.wav", voice=VOICES[lang])
+        for name, (lang, text) in lines.items()
+    }
+
+
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_the_emergency_key_reaches_the_priority_queue_before_any_question(
+    call_rt: Runtime, language: str
+) -> None:
+    case = play(call_rt, digits=[LANGUAGE_KEY[language], "1"])
+    assert case["outcome"] == "nurse_queue"
+    assert said(case, language, "emergency_112")
+    assert "[Enqueue: demo-priority]" in case["heard"]
+    assert not said(case, language, "ask_reason")  # no question after the emergency
+    assert case["triage"]["urgency"] == "emergency" and case["triage"]["route"] == "nurse_queue"
+
+
+def test_a_spoken_emergency_sign_ends_the_interview_with_112(
+    call_rt: Runtime, voices: dict[str, Path]
+) -> None:
+    case = play(call_rt, digits=["3", "2", "#"], audio=[voices["en-emergency"]])
+    assert said(case, "en", "emergency_112") and "[Enqueue: demo-priority]" in case["heard"]
+    assert not any(said(case, "en", k) for k in ("ask_who", "ask_duration", "ask_temperature"))
+    assert case["triage"]["urgency"] == "emergency"
+
+
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_zero_joins_the_nurse_queue(call_rt: Runtime, language: str) -> None:
+    case = play(call_rt, digits=[LANGUAGE_KEY[language], "0"])
+    assert case["outcome"] == "nurse_queue" and "[Enqueue: demo-nurses]" in case["heard"]
+    assert said(case, language, "connecting")
+
+
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_a_callback_with_its_window(
+    call_rt: Runtime, voices: dict[str, Path], language: str
+) -> None:
+    # language, no emergency, skip identity; then "1"s answer whatever follow-ups the words
+    # leave open (self, 1 day), confirm this number, and the feedback question
+    digits = [LANGUAGE_KEY[language], "2", "#", "1", "1", "1", "1", "1"]
+    case = play(call_rt, digits=digits, audio=[voices[f"{language}-appointment"]])
+    assert said(case, language, "callback_window") and said(case, language, "thanks_goodbye")
+    with call_rt.db.session() as s:
+        call = s.get(Call, case["case_id"])
+        assert call is not None
+        cb = s.scalar(select(Callback).where(Callback.call_id == call.id))
+        assert cb is not None and cb.phone_number == "+358401234567" and cb.window_start
+        feedback = s.scalar(select(CallerFeedback.answer).where(CallerFeedback.call_id == call.id))
+        assert feedback == 1
+
+
+def test_a_digital_path_sends_the_link_by_sms(
+    call_rt: Runtime,
+    voices: dict[str, Path],
+    fake_twilio: FakeTwilio,  # noqa: F811
+) -> None:
+    case = play(call_rt, digits=["3", "2", "#", "1", "1"], audio=[voices["en-renewal"]])
+    assert said(case, "en", "offer_sms") and said(case, "en", "sms_sent")
+    deadline = time.monotonic() + 30
+    while not fake_twilio.requests and time.monotonic() < deadline:
+        time.sleep(0.2)
+    form = {k: v[0] for k, v in fake_twilio.requests[0].form.items()}
+    assert form["To"] == "+358401234567" and form["From"] == "+358450000000"
+    assert "https://digi.example.fi/prescription-renewal" in form["Body"]
+    assert case["triage"]["route"] == "digital_path"
+
+
+@pytest.mark.parametrize("hangup_after", range(1, 9))
+def test_a_hang_up_at_every_state_leaves_a_case(
+    call_rt: Runtime, voices: dict[str, Path], hangup_after: int
+) -> None:
+    digits = ["1", "2", "#", "1", "1"]
+    case = play(call_rt, digits=digits, audio=[voices["fi-appointment"]], hangup_after=hangup_after)
+    assert case["state"] in ("ready", "failed")
+    assert case["triage"]["route"] in ("nurse_queue", "callback", "digital_path")
+    with call_rt.db.session() as s:
+        call = s.get(Call, case["case_id"])
+        assert call is not None and call.route is not None  # on the worklist
