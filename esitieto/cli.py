@@ -220,10 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval_fuzzy)
 
     p = sub.add_parser("bench", help="performance benchmarks (one process, one core)")
-    p.add_argument("what", choices=["summarize", "triage", "asr"])
+    p.add_argument("what", choices=["summarize", "triage", "asr", "voicebot"])
     p.add_argument("--file", help="JSON lines with text and context (default: dev vignettes)")
     p.add_argument("--seconds", type=float, default=3.0, help="how long to run")
     p.add_argument("--grid", action="store_true", help="asr: also the tuning variants")
+    p.add_argument("--calls", type=int, default=50, help="voicebot: simultaneous calls")
     p.add_argument(
         "--engines", help="asr: comma-separated engines (default: all three)", default=None
     )
@@ -324,6 +325,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.what == "asr":
         return _bench_asr(args)
+    if args.what == "voicebot":
+        from esitieto.bench_voicebot import run, table
+
+        result = run(args.calls)
+        print(table(result), flush=True)
+        print(json.dumps({"bench": "voicebot", **result}))
+        return 0 if not result["error_count"] else 1
     path = Path(args.file) if args.file else bench.DEFAULT_TEXTS
     try:
         items = bench.load_texts(path)

@@ -35,6 +35,7 @@ class StationConfig(BaseModel):
     note_language: Literal["fi", "sv", "en"] | None = None
     timezone: str = "Europe/Helsinki"
     voice: str | None = None
+    speech_rate: str | None = Field(default=None, pattern=r"^([5-9][0-9]|1[0-4][0-9]|150)%$")
     opening_hours: dict[str, str] | None = None
     callback_nurses: int = Field(default=2, ge=1, le=200)
     callback_handling_min: float = Field(default=12.0, gt=0, le=240)

@@ -22,6 +22,8 @@ class Station(Base):
     language: Mapped[str] = mapped_column(String(8), default="fi")
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Helsinki")
     voice: Mapped[str | None] = mapped_column(String(64), default=None)
+    speech_rate: Mapped[str | None] = mapped_column(String(8), default=None)
+    """How fast the voice speaks (SSML prosody rate, e.g. ``"90%"``): slower for elderly callers."""
     note_language: Mapped[str | None] = mapped_column(String(8), default=None)
     """The nurses' documentation language (fi/sv/en); default: Swedish for a Swedish-speaking
     station, else Finnish."""

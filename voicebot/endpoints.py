@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Annotated
 
@@ -133,7 +135,7 @@ def gather(form: Form, runtime: Rt, state: str) -> Response:
                 digits or None,
                 answers,
                 closed=closed,
-                feedback_question=service.feedback_question(session, station),
+                feedback_question=service.feedback_question(call),
             )
         service.save(call, answers, step)
         service.apply_outcome(session, call, answers)
@@ -174,13 +176,23 @@ def no_recording(form: Form, runtime: Rt, step: str = "reason") -> Response:
         return _render(session, call, station, answers, nxt)
 
 
+_ASSESS_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="in-call-assess")
+"""Callers waiting for their assessment wait here, not in the server's shared thread pool, so
+the other webhooks of every call in flight keep answering at once."""
+
+
 @router.post("/assess")
-def assess_answer(form: Form, runtime: Rt) -> Response:
+async def assess_answer(form: Form, runtime: Rt) -> Response:
     """The budgeted step: transcribe and pretriage the free answer during the call.
 
     The only webhook allowed to take seconds (up to ``voicebot.in_call_budget_s``); no
     transaction is open meanwhile."""
     params = _call_params(form)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_ASSESS_POOL, _assess, runtime, params)
+
+
+def _assess(runtime: Runtime, params: service.CallParams) -> Response:
     with runtime.db.session() as session:
         station, call = _require_call(session, params)
         answers = service.load_answers(call, station)
@@ -218,7 +230,7 @@ def assess_answer(form: Form, runtime: Rt) -> Response:
             answers,
             assessment,
             closed=service.station_closed(station),
-            feedback_question=service.feedback_question(session, station),
+            feedback_question=service.feedback_question(call),
         )
         service.save(call, answers, step)
         service.apply_outcome(session, call, answers)
@@ -234,7 +246,16 @@ def _render(
         values["window"] = service.callback_window_text(session, call, station, cat)
     if "offer_sms" in step.say:
         values["service"] = cat.services.get(answers.digital_path or "", "")
-    return _xml(twiml.render(step, cat, station_id=station.id, voice=station.voice, values=values))
+    return _xml(
+        twiml.render(
+            step,
+            cat,
+            station_id=station.id,
+            voice=station.voice,
+            values=values,
+            rate=station.speech_rate,
+        )
+    )
 
 
 def _keep_identity(runtime: Runtime, call: Call, digits: str) -> bool:

@@ -19,7 +19,7 @@ import uuid
 import wave
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +126,10 @@ class CallDriver:
     events: list[str] = field(default_factory=list)
     outcome: str = "completed"
     requests: int = 0
+    timings: list[tuple[str, float]] = field(default_factory=list)
+    pause: Callable[[], None] | None = None
+    """Called before each webhook after the first: the caller listening (bench pacing)."""
+    """(webhook path, seconds) for every request, for ``esitieto bench voicebot``."""
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60.0))
 
     def post(self, url: str, extra: dict[str, str] | None = None) -> str:
@@ -134,8 +138,12 @@ class CallDriver:
         url = urljoin(self.base_url + "/", url)
         params = {**self.call_params, **(extra or {})}
         headers = {"X-Twilio-Signature": sign(self.auth_token, url, params)}
+        if self.pause is not None and self.requests:
+            self.pause()
         self.requests += 1
+        started = time.perf_counter()
         response = self.client.post(url, data=params, headers=headers)
+        self.timings.append((httpx.URL(url).path, time.perf_counter() - started))
         if response.status_code != 200:
             raise SimulationError(f"webhook {url} answered HTTP {response.status_code}")
         return response.text
@@ -166,13 +174,13 @@ class CallDriver:
             tag = verb.tag
             self.events.append(tag)
             if tag == "Say":
-                self.heard.append((verb.text or "").strip())
+                self.heard.append("".join(verb.itertext()).strip())
             elif tag in ("Play", "Pause"):
                 continue
             elif tag == "Gather":
                 for inner in verb:
                     if inner.tag == "Say":
-                        self.heard.append((inner.text or "").strip())
+                        self.heard.append("".join(inner.itertext()).strip())
                 action = verb.get("action") or doc_url
                 if self.digits:
                     return action, {"Digits": self.digits.popleft()}

@@ -14,8 +14,18 @@ DIGIT_TIMEOUT_S = 6
 DIGITS_TIMEOUT_S = 10
 
 
-def _say(target: VoiceResponse | Gather, cat: Catalogue, text: str, voice: str | None) -> None:
-    if text:
+def _say(
+    target: VoiceResponse | Gather,
+    cat: Catalogue,
+    text: str,
+    voice: str | None,
+    rate: str | None = None,
+) -> None:
+    if not text:
+        return
+    if rate:  # SSML: Twilio's Polly and Google voices honour <prosody rate>
+        target.say(voice=voice or cat.voice, language=cat.say_language).prosody(text, rate=rate)
+    else:
         target.say(text, voice=voice or cat.voice, language=cat.say_language)
 
 
@@ -32,6 +42,7 @@ def render(
     voice: str | None,
     values: dict[str, str] | None = None,
     base: str = "",
+    rate: str | None = None,
 ) -> str:
     """One :class:`~voicebot.dialogue.Step` as TwiML."""
     r = VoiceResponse()
@@ -51,9 +62,9 @@ def render(
         if key == "language_menu":
             for lang in LANGUAGES:  # each option in its own language and voice
                 other = catalogue(lang)
-                _say(target, other, other.text("language_option"), None)
+                _say(target, other, other.text("language_option"), None, rate)
             continue
-        _say(target, cat, cat.text(key, **values), voice)
+        _say(target, cat, cat.text(key, **values), voice, rate)
     if step.record:
         r.record(
             action=f"{base}/twilio/recorded?step=reason",

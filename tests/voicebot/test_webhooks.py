@@ -45,7 +45,7 @@ NEVER_OPEN_NOW = {"mon-sun": "00:00-00:01"}  # closed but for one minute after m
 
 
 def _said(body: str) -> str:
-    return " ".join((e.text or "") for e in ET.fromstring(body).iter("Say"))
+    return " ".join("".join(e.itertext()) for e in ET.fromstring(body).iter("Say"))
 
 
 def _press(twilio: Twilio, params: dict[str, str], state: str, digits: str = "") -> str:
@@ -142,6 +142,19 @@ def test_when_closed_the_emergency_key_says_112_and_zero_gives_a_callback(
     said = _said(body)
     assert fi.text("nurses_closed") in said and "kello 00.00–" in said  # next opening
     assert "Enqueue" not in body
+
+
+def test_a_station_sets_a_calmer_speech_rate(twilio: Twilio, runtime: Runtime) -> None:
+    from models import Station
+
+    with runtime.db.session() as s:
+        station = s.get(Station, "demo")
+        assert station is not None
+        station.speech_rate = "85%"
+    body = twilio.post("/twilio/voice", call_params()).text
+    rates = {p.get("rate") for p in ET.fromstring(body).iter("prosody")}
+    assert rates == {"85%"}
+    assert catalogue("fi").text("ai_disclosure") in _said(body)
 
 
 def test_a_retried_keypress_changes_nothing(twilio: Twilio, runtime: Runtime) -> None:

@@ -1,0 +1,223 @@
+"""``esitieto bench voicebot``: webhook latency with many simulated calls in flight.
+
+``esitieto serve`` runs in its own process on a fresh data directory (SQLite, no worker, so
+the after-call pipeline does not compete); N simulated callers, each in a thread, play whole
+calls through the real, signed webhooks at the same time: language menu, emergency question,
+identity skipped, a spoken answer, the follow-ups and the outcome. Callers are paced as on a
+real line: calls start over a few seconds, and between webhooks the caller listens to a prompt
+(0.5-2 s), so all calls are in flight at once while each behaves like a person. One warm-up
+call runs first. Every request is timed on the client; the budgeted in-call assessment
+(``/twilio/assess``) is reported apart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from voicebot.simulator import TWILIO_API_VERSION, CallDriver, RecordingServer, _sid
+
+BUDGETED = "/twilio/assess"
+SCRIPT = "Minulla on ollut kuumetta ja yskää kaksi päivää."
+DIGITS = ["1", "2", "#", "1", "1", "1", "1", "1", "1"]
+THINK_S = (0.5, 2.0)
+"""Seconds a caller listens to a prompt before the next webhook."""
+RAMP_S = 5.0
+"""Calls start within this many seconds of each other."""
+
+
+@dataclass(frozen=True)
+class PathFigures:
+    path: str
+    count: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def figures(timings: list[tuple[str, float]]) -> list[PathFigures]:
+    by_path: dict[str, list[float]] = {}
+    for path, seconds in timings:
+        by_path.setdefault(path, []).append(seconds * 1000)
+    rows = [
+        PathFigures(
+            path,
+            len(v),
+            round(statistics.median(v), 1),
+            round(_percentile(v, 0.95), 1),
+            round(_percentile(v, 0.99), 1),
+            round(max(v), 1),
+        )
+        for path, v in sorted(by_path.items())
+    ]
+    other = [s for p, s in timings if p != BUDGETED]
+    if other:
+        ms = [s * 1000 for s in other]
+        rows.append(
+            PathFigures(
+                "all but /twilio/assess",
+                len(ms),
+                round(statistics.median(ms), 1),
+                round(_percentile(ms, 0.95), 1),
+                round(_percentile(ms, 0.99), 1),
+                round(max(ms), 1),
+            )
+        )
+    return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    log = (data_dir / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esitieto.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code in (200, 503):
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.terminate()
+            raise RuntimeError("the app did not start; see " + str(data_dir / "serve.log"))
+        time.sleep(0.2)
+
+
+def run(calls: int = 50, *, budget_s: float = 8.0) -> dict[str, Any]:
+    """Play ``calls`` simultaneous calls; per-webhook latency figures."""
+    from sqlalchemy import create_engine, text
+
+    with tempfile.TemporaryDirectory(prefix="esitieto-bench-") as tmp:
+        data_dir = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ESITIETO_")}
+        env.update(
+            ESITIETO_DATA_DIR=str(data_dir),
+            ESITIETO_WORKER__MODE="external",
+            ESITIETO_VOICEBOT__IN_CALL_BUDGET_S=str(budget_s),
+            ESITIETO_LOG_LEVEL="WARNING",
+        )
+        audio = _synth(data_dir / "caller.wav")
+        proc, url = _serve(data_dir, env)
+        try:
+            db = create_engine(f"sqlite:///{data_dir / 'esitieto.sqlite3'}")
+            with db.begin() as conn:  # the nurses are in: every branch is reachable
+                conn.execute(
+                    text("UPDATE stations SET opening_hours = :h"),
+                    {"h": '{"mon-sun": "00:00-23:59"}'},
+                )
+                to_number = conn.execute(text("SELECT phone_number FROM stations")).scalar_one()
+            db.dispose()
+            secrets = json.loads((data_dir / "secrets.json").read_text())
+            token = secrets["twilio_auth_token"]
+            timings: list[tuple[str, float]] = []
+            errors: list[str] = []
+            lock = threading.Lock()
+
+            def caller(i: int, *, record: bool = True) -> None:
+                pace = random.Random(i)
+                params = {
+                    "CallSid": _sid("CA"),
+                    "AccountSid": "AC00000000000000000000000000000000",
+                    "From": f"+35840{i:07d}",
+                    "To": to_number,
+                    "Called": to_number,
+                    "Direction": "inbound",
+                    "ApiVersion": TWILIO_API_VERSION,
+                    "CallStatus": "in-progress",
+                }
+                with RecordingServer(params["AccountSid"], token) as media:
+                    driver = CallDriver(
+                        base_url=url,
+                        auth_token=token,
+                        media=media,
+                        call_params=params,
+                        audio=deque([audio]),
+                        digits=deque(DIGITS),
+                    )
+                    driver.pause = lambda: time.sleep(pace.uniform(*THINK_S))
+                    time.sleep(pace.uniform(0, RAMP_S) if record else 0)
+                    try:
+                        driver.run("/twilio/voice")
+                        driver.call_params["CallStatus"] = "completed"
+                        driver.post("/twilio/status", {"CallStatus": "completed"})
+                    except Exception as exc:
+                        with lock:
+                            errors.append(f"{type(exc).__name__}: {exc}")
+                    if record:
+                        with lock:
+                            timings.extend(driver.timings)
+
+            caller(calls, record=False)  # warm-up: model loaded, caches filled
+            started = time.monotonic()
+            threads = [threading.Thread(target=caller, args=(i,)) for i in range(calls)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.monotonic() - started
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    rows = figures(timings)
+    return {
+        "calls": calls,
+        "requests": len(timings),
+        "errors": errors[:5],
+        "error_count": len(errors),
+        "wall_s": round(wall, 1),
+        "paths": [r.__dict__ for r in rows],
+    }
+
+
+def _synth(out: Path) -> Path:
+    wide = out.with_suffix(".22k.wav")
+    subprocess.run(["espeak-ng", "-v", "fi", "-w", str(wide), SCRIPT], check=True)
+    subprocess.run(
+        ["sox", "-R", str(wide), "-r", "8000", "-c", "1", "-e", "u-law", str(out)], check=True
+    )
+    return out
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        "| webhook | requests | p50 ms | p95 ms | p99 ms | max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["paths"]:
+        lines.append(
+            f"| {r['path']} | {r['count']} | {r['p50_ms']} | {r['p95_ms']} | "
+            f"{r['p99_ms']} | {r['max_ms']} |"
+        )
+    return "\n".join(lines)
