@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="asr: also the tuning variants")
     p.add_argument("--calls", type=int, default=50, help="voicebot: simultaneous calls")
     p.add_argument(
+        "--database-url", default=None, help="voicebot: e.g. a PostgreSQL URL (default SQLite)"
+    )
+    p.add_argument(
         "--engines", help="asr: comma-separated engines (default: all three)", default=None
     )
     p.set_defaults(func=cmd_bench)
@@ -328,7 +331,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "voicebot":
         from esitieto.bench_voicebot import run, table
 
-        result = run(args.calls)
+        result = run(args.calls, database_url=args.database_url)
         print(table(result), flush=True)
         print(json.dumps({"bench": "voicebot", **result}))
         return 0 if not result["error_count"] else 1
