@@ -168,20 +168,13 @@ class SpeechToText(abc.ABC):
             language, probability = self._pick_language(speech)
         if prompt is None and self.options.vocabulary_prompt:
             prompt = vocabulary_prompt(language)
-        result = self._transcribe_impl(speech, language=language, prompt=prompt)
-        if prompt and echoes_prompt(result.text, prompt):
-            # Over noise or unclear speech Whisper may just continue its prompt: those words
-            # would be invented symptoms. Keep only what the audio gives without the prompt.
-            log.info(
-                "%s: the transcript repeats the vocabulary prompt; decoding without it", self.name
-            )
-            result = self._transcribe_impl(speech, language=language, prompt=None)
+        result = self._unprompted_if_echo(speech, language, prompt)
         if timeline is not None:
             result = result.model_copy(update={"segments": timeline.restore(result.segments)})
         kept = clean_segments(result.segments)
         if not kept and timeline is not None:
             log.info("nothing heard in the speech VAD found; transcribing all the audio")
-            result = self._transcribe_impl(clip, language=language, prompt=prompt)
+            result = self._unprompted_if_echo(clip, language, prompt)
             kept = clean_segments(result.segments)
         return result.model_copy(
             update={
@@ -192,6 +185,19 @@ class SpeechToText(abc.ABC):
                 ),
             }
         )
+
+    def _unprompted_if_echo(
+        self, clip: AudioClip, language: str | None, prompt: str | None
+    ) -> Transcript:
+        result = self._transcribe_impl(clip, language=language, prompt=prompt)
+        if prompt and echoes_prompt(result.text, prompt):
+            # Over noise or unclear speech Whisper may just continue its prompt: those words
+            # would be invented symptoms. Keep only what the audio gives without the prompt.
+            log.info(
+                "%s: the transcript repeats the vocabulary prompt; decoding without it", self.name
+            )
+            result = self._transcribe_impl(clip, language=language, prompt=None)
+        return result
 
     def _pick_language(self, clip: AudioClip) -> tuple[str | None, float | None]:
         """The most likely of the allowed languages (a caller on a Finnish health station's

@@ -208,6 +208,22 @@ def test_a_transcript_that_repeats_the_prompt_is_decoded_again_without_it(
     assert [c[2] is None for c in engine.calls] == [False, True]
 
 
+def test_a_prompt_echo_is_never_let_back_in_by_the_full_audio_retry(
+    finnish_mulaw_wav: Path,
+) -> None:
+    """Regression: the prompt echoed, the unprompted decode heard nothing, and the retry on
+    all the audio used the prompt again, so the echo (fever, cough) came back as words."""
+
+    def says(prompt: str | None) -> str:
+        return "Jag har haft feber, hosta och ont i halsen." if prompt else ""
+
+    engine = _Fixed(says=says, options=TUNED)
+    t = engine.transcribe(finnish_mulaw_wav, language="sv")
+    assert t.text == ""
+    prompted = [c[2] is not None for c in engine.calls]
+    assert prompted == [True, False, True, False]
+
+
 def test_without_speech_found_by_vad_all_audio_is_transcribed(noise_wav: Path) -> None:
     engine = _Fixed(options=replace(TUNED, vocabulary_prompt=False))
     t = engine.transcribe(noise_wav, language="fi")
