@@ -68,6 +68,7 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     lines = {
         "en-emergency": ("en", "I have crushing chest pain and I cannot breathe."),
         "en-renewal": ("en", "I need to renew my prescription for my blood pressure medicine."),
+        "fi-lab": ("fi", "Haluan kysyä laboratorion tuloksia."),
         "fi-appointment": ("fi", "Haluaisin varata ajan."),
         "sv-appointment": ("sv", "Jag vill boka en tid."),
         "en-appointment": ("en", "I would like to book an appointment for a check up."),
@@ -124,19 +125,27 @@ def test_a_callback_with_its_window(
         assert feedback == 1
 
 
+@pytest.mark.parametrize(
+    ("language", "voice", "path"),
+    [("en", "en-renewal", "prescription-renewal"), ("fi", "fi-lab", "lab-results")],
+)
 def test_a_digital_path_sends_the_link_by_sms(
     call_rt: Runtime,
     voices: dict[str, Path],
     fake_twilio: FakeTwilio,  # noqa: F811
+    language: str,
+    voice: str,
+    path: str,
 ) -> None:
-    case = play(call_rt, digits=["3", "2", "#", "1", "1"], audio=[voices["en-renewal"]])
-    assert said(case, "en", "offer_sms") and said(case, "en", "sms_sent")
+    digits = [LANGUAGE_KEY[language], "2", "#", "1", "1", "1", "1"]
+    case = play(call_rt, digits=digits, audio=[voices[voice]])
+    assert said(case, language, "offer_sms") and said(case, language, "sms_sent")
     deadline = time.monotonic() + 30
     while not fake_twilio.requests and time.monotonic() < deadline:
         time.sleep(0.2)
     form = {k: v[0] for k, v in fake_twilio.requests[0].form.items()}
     assert form["To"] == "+358401234567" and form["From"] == "+358450000000"
-    assert "https://digi.example.fi/prescription-renewal" in form["Body"]
+    assert f"https://digi.example.fi/{path}" in form["Body"]
     assert case["triage"]["route"] == "digital_path"
 
 
