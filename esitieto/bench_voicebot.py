@@ -149,12 +149,15 @@ def run(
             timings: list[tuple[str, float]] = []
             errors: list[str] = []
             job = (url, token, to_number, str(audio))
-            _callers(job, [calls], record=False)  # warm-up: model loaded, caches filled
+            _callers(job, [calls], 0.0, record=False)  # warm-up: model loaded, caches filled
             groups = [list(range(calls))[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
-            started = time.monotonic()
             ctx = mp.get_context("spawn")
             with ctx.Pool(CLIENT_PROCESSES) as pool:
-                results = pool.starmap(_callers, [(job, g) for g in groups if g])
+                # every client process is up and imported before the first call starts
+                pool.map(time.sleep, [0.1] * CLIENT_PROCESSES)
+                start_at = time.time() + 1.0
+                started = time.monotonic()
+                results = pool.starmap(_callers, [(job, g, start_at) for g in groups if g])
             for got_timings, got_errors in results:
                 timings.extend(got_timings)
                 errors.extend(got_errors)
@@ -179,10 +182,12 @@ not add to the latencies it measures."""
 
 
 def _callers(
-    job: tuple[str, str, str, str], indices: list[int], *, record: bool = True
+    job: tuple[str, str, str, str], indices: list[int], start_at: float, *, record: bool = True
 ) -> tuple[list[tuple[str, float]], list[str]]:
-    """Play calls ``indices`` at once (threads), paced like people; their timings."""
+    """Play calls ``indices`` at once (threads), paced like people, from ``start_at`` (wall
+    clock, shared by all client processes); their timings."""
     url, token, to_number, audio = job
+    time.sleep(max(0.0, start_at - time.time()))
     timings: list[tuple[str, float]] = []
     errors: list[str] = []
     lock = threading.Lock()

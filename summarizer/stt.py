@@ -20,8 +20,10 @@ Transcript text is health data: it is never logged here.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -432,7 +434,20 @@ def vocabulary_prompt(language: str | None) -> str | None:
     return str(entry["prompt"]).strip() if entry else None
 
 
-_in_call_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-call-stt")
+IN_CALL_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    """In-call transcription yields the CPU to the webhooks of every other call in flight
+    (Linux schedules threads separately; threads the engine starts from here inherit it)."""
+    # not Linux, or not permitted: run at normal priority
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IN_CALL_NICENESS)
+
+
+_in_call_pool = ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="in-call-stt", initializer=_lower_priority
+)
 """One in-call transcription at a time: a second caller waits rather than halving the first's
 speed (the model already uses every core)."""
 
