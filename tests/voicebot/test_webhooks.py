@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from sqlalchemy import func, select
@@ -322,3 +323,49 @@ def test_malformed_requests_get_clear_errors(twilio: Twilio) -> None:
     assert "CallSid" in response.json()["detail"]
     response = twilio.post("/twilio/recording-status", call_params())
     assert response.status_code == 400
+
+
+def test_a_swedish_caller_is_offered_the_sms_link_and_can_refuse_it(
+    twilio: Twilio, runtime: Runtime
+) -> None:
+    """The Swedish digital-path branch through the webhooks. The words are given as heard (the
+    bundled base model cannot hear espeak-ng's Swedish well enough; a larger model can)."""
+    from models import Callback, Station
+
+    _hours(runtime, ALWAYS_OPEN)
+    runtime.settings.voicebot.sms_sender = "+358450000000"
+    runtime.__dict__.pop("sms", None)
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    _press(twilio, params, "welcome", "2")
+    _press(twilio, params, "emergency", "2")
+    _press(twilio, params, "identity", "")
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None
+        dialogue = dict(call.dialogue or {})
+        dialogue["heard"] = "Jag behöver förnya mitt recept på min blodtrycksmedicin, Enalapril."
+        dialogue["heard_confidence"] = 0.9
+        call.dialogue = dialogue
+        call.dialogue_step = "assess"
+        assert s.get(Station, "demo") is not None
+    sv = catalogue("sv")
+    body = twilio.post("/twilio/assess", params).text
+    for _ in range(8):  # follow-ups the words leave open: about me, one day
+        if "state=offer_sms" in body:
+            break
+        if "/twilio/assess" in body:
+            body = twilio.post("/twilio/assess", params).text
+            continue
+        state = re.search(r"state=(\w+)", body)
+        assert state, body
+        body = _press(twilio, params, state.group(1), "1")
+    assert sv.services["prescription-renewal"] in _said(body)
+    body = _press(twilio, params, "offer_sms", "2")  # rather a nurse
+    assert sv.text("confirm_number") in _said(body)
+    _press(twilio, params, "confirm_callback", "1")
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and (call.dialogue or {}).get("sms_accepted") is False
+        assert s.scalar(select(Callback).where(Callback.call_id == call.id)) is not None
+        assert _count(runtime, Job, Job.kind == "send_sms") == 0
