@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
 from esitieto.analysis import AnalysisResult, analyze_text
 from esitieto.runtime import Runtime, get_runtime
+from esitieto.stats import compute
+from esitieto.web.auth import StaffUser
+from esitieto.web.pages import current_user
 from models import Job, JobState
 from summarizer.schemas import CallContext
 
@@ -35,6 +41,52 @@ def analyze(body: AnalyzeRequest, runtime: Rt) -> AnalysisResult:
         note_language=body.note_language,
         phraser=runtime.phraser,
     )
+
+
+@router.get("/api/v1/stats")
+def stats(
+    runtime: Rt,
+    user: Annotated[StaffUser, Depends(current_user)],
+    station: str | None = None,
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    """The pilot's adoption figures for the user's station(s) and period (``from`` inclusive,
+    ``to`` exclusive, ISO dates; default: the last 7 days). Staff sign-in required."""
+    try:
+        until = (
+            _day(to)
+            if to
+            else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            + timedelta(days=1)
+        )
+        since = _day(from_) if from_ else until - timedelta(days=7)
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail="from/to must be dates: YYYY-MM-DD") from exc
+    if since >= until:
+        raise HTTPException(status_code=400, detail="'from' must be before 'to'")
+    if station is not None and station not in user.station_ids:
+        raise HTTPException(status_code=404, detail="no such station")
+    stations = [station] if station else list(user.station_ids)
+    with runtime.db.session() as session:
+        figures = compute(session, stations, since, until)
+    if format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["figure", "value"])
+        writer.writerows(figures.csv_rows())
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="esitieto-stats.csv"'},
+        )
+    return JSONResponse(figures.as_dict())
+
+
+def _day(value: str) -> datetime:
+    day = datetime.fromisoformat(value)
+    return day.replace(tzinfo=UTC) if day.tzinfo is None else day.astimezone(UTC)
 
 
 @router.get("/healthz")

@@ -1,0 +1,170 @@
+"""The pilot's adoption figures for a station and period, computed from the data.
+
+Every figure is counted from rows the call, the nurse and the caller left behind, so a station
+lead can trust them and a test can count them by hand: calls, pre-information given, routing,
+callbacks and their delay against the promised window, nurses' use of the summaries, the
+callers' survey answers, how often nurses kept pretriage's decision, and the time from hang-up
+to a finished summary.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models import Call, Callback, CallerFeedback, Recording, RecordingState, SummaryFeedback
+from pretriage.service import agreement
+
+YES = 1
+"""The survey's keypad answer for yes (2 is no)."""
+
+
+@dataclass(frozen=True)
+class SurveyFigure:
+    answers: int
+    yes: int
+
+    @property
+    def share_yes(self) -> float | None:
+        return round(self.yes / self.answers, 3) if self.answers else None
+
+
+@dataclass(frozen=True)
+class Stats:
+    stations: list[str]
+    period_from: datetime
+    period_to: datetime
+    calls: int
+    submissions: int
+    """Calls in which the caller gave pre-information (a recording with words in it)."""
+    routing: dict[str, int]
+    urgency: dict[str, int]
+    callbacks: int
+    callbacks_done: int
+    callback_delay_median_min: float | None
+    """From hang-up to the nurse's completed callback, over completed callbacks."""
+    callbacks_within_window: float | None
+    """Share of completed callbacks done by the end of the window the caller was promised."""
+    summary_use: dict[str, int]
+    survey: dict[str, SurveyFigure]
+    agreement_assessed: int
+    agreement_rate: float | None
+    raised: int
+    lowered: int
+    rerouted: int
+    processing_median_s: float | None
+    """From hang-up to the case being ready on the worklist."""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def completion_rate(self) -> float | None:
+        return round(self.submissions / self.calls, 3) if self.calls else None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["period_from"] = self.period_from.isoformat()
+        out["period_to"] = self.period_to.isoformat()
+        out["completion_rate"] = self.completion_rate
+        out["survey"] = {
+            q: {"answers": f.answers, "yes": f.yes, "share_yes": f.share_yes}
+            for q, f in self.survey.items()
+        }
+        return out
+
+    def csv_rows(self) -> list[tuple[str, str]]:
+        """One ``figure,value`` row per number (nested figures flattened with dots)."""
+        rows: list[tuple[str, str]] = []
+
+        def walk(prefix: str, value: object) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            elif isinstance(value, list):
+                rows.append((prefix, " ".join(str(v) for v in value)))
+            else:
+                rows.append((prefix, "" if value is None else str(value)))
+
+        walk("", self.as_dict())
+        return rows
+
+
+def compute(
+    session: Session, station_ids: Iterable[str], since: datetime, until: datetime
+) -> Stats:
+    """The figures for calls that started in [since, until) at these stations."""
+    stations = sorted(set(station_ids))
+    calls = session.scalars(
+        select(Call).where(
+            Call.station_id.in_(stations), Call.started_at >= since, Call.started_at < until
+        )
+    ).all()
+    ids = [c.id for c in calls]
+    with_words = set(
+        session.scalars(
+            select(Recording.call_id).where(
+                Recording.call_id.in_(ids), Recording.state == RecordingState.TRANSCRIBED
+            )
+        )
+    )
+    by_id = {c.id: c for c in calls}
+    callbacks = session.scalars(select(Callback).where(Callback.call_id.in_(ids))).all()
+    done = [cb for cb in callbacks if cb.state == "done" and cb.completed_at is not None]
+    delays = []
+    within = 0
+    for cb in done:
+        call = by_id[cb.call_id]
+        hung_up = call.ended_at or call.started_at
+        assert cb.completed_at is not None
+        delays.append((cb.completed_at - hung_up).total_seconds() / 60)
+        if cb.window_end is not None and cb.completed_at <= cb.window_end:
+            within += 1
+    latest_use: dict[str, str] = {}
+    for call_id, usage in session.execute(
+        select(SummaryFeedback.call_id, SummaryFeedback.usage)
+        .where(SummaryFeedback.call_id.in_(ids))
+        .order_by(SummaryFeedback.created_at)
+    ):
+        latest_use[call_id] = usage  # a nurse's later word replaces the earlier one
+    survey_rows = session.execute(
+        select(CallerFeedback.question, CallerFeedback.answer).where(
+            CallerFeedback.call_id.in_(ids)
+        )
+    ).all()
+    survey: dict[str, SurveyFigure] = {}
+    for question in sorted({q for q, _ in survey_rows}):
+        answers = [a for q, a in survey_rows if q == question]
+        survey[question] = SurveyFigure(len(answers), sum(a == YES for a in answers))
+    processing = [
+        (c.ready_at - c.ended_at).total_seconds()
+        for c in calls
+        if c.ready_at is not None and c.ended_at is not None
+    ]
+    agreed = agreement(session, stations, since, until)
+    return Stats(
+        stations=stations,
+        period_from=since,
+        period_to=until,
+        calls=len(calls),
+        submissions=len(with_words),
+        routing=dict(Counter(c.route for c in calls if c.route)),
+        urgency=dict(Counter(c.urgency for c in calls if c.urgency)),
+        callbacks=len(callbacks),
+        callbacks_done=len(done),
+        callback_delay_median_min=round(statistics.median(delays), 1) if delays else None,
+        callbacks_within_window=round(within / len(done), 3) if done else None,
+        summary_use=dict(Counter(latest_use.values())),
+        survey=survey,
+        agreement_assessed=agreed.assessed,
+        agreement_rate=agreed.rate,
+        raised=agreed.raised,
+        lowered=agreed.lowered,
+        rerouted=agreed.rerouted,
+        processing_median_s=round(statistics.median(processing), 1) if processing else None,
+    )
