@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from esitieto.runtime import Runtime, get_runtime
@@ -23,7 +32,16 @@ from esitieto.web.auth import (
     load_staff_user,
 )
 from esitieto.web.i18n import messages
-from models import AuditEvent, Call, Callback, Recording, Station, Summary, TriageDecision
+from models import (
+    AuditEvent,
+    Call,
+    Callback,
+    Recording,
+    Station,
+    Summary,
+    TriageDecision,
+    utcnow,
+)
 from pretriage.ruleset import default_ruleset
 from pretriage.service import Override, override_triage
 
@@ -95,17 +113,104 @@ def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Resp
     return RedirectResponse("/login", status_code=303)
 
 
+WORKLIST_STATES = ("active", "ready", "ended", "failed", "in_progress", "all")
+WINDOW_WARNING = timedelta(minutes=30)
+"""A callback whose promised window ends within this is flagged, so it is not missed."""
+
+
 @router.get("/", response_class=HTMLResponse)
-def worklist(request: Request, runtime: Rt, user: User) -> Response:
-    """The user's stations' cases, most urgent first, then longest waiting first."""
+def worklist(
+    request: Request,
+    runtime: Rt,
+    user: User,
+    state: str = "active",
+    route: str = "all",
+) -> Response:
+    """The user's stations' cases, most urgent first, then longest waiting first; filtered by
+    state (``active``: not yet handled) and route. The page refreshes itself when a case
+    changes (``/worklist/events``)."""
+    state = state if state in WORKLIST_STATES else "active"
+    route = route if route in ("all", "nurse_queue", "callback", "digital_path") else "all"
+    query = (
+        select(Call, Callback, Summary.data)
+        .outerjoin(Callback, Callback.call_id == Call.id)
+        .outerjoin(Summary, Summary.call_id == Call.id)
+        .where(Call.station_id.in_(user.station_ids))
+    )
+    if state == "active":
+        query = query.where(or_(Callback.id.is_(None), Callback.state == "open"))
+    elif state != "all":
+        query = query.where(Call.state == state)
+    if route != "all":
+        query = query.where(Call.route == route)
+    now = utcnow()
     with runtime.db.session() as session:
-        calls = session.scalars(
-            select(Call)
-            .where(Call.station_id.in_(user.station_ids))
-            .order_by(Call.urgency_rank.desc(), Call.started_at.asc())
-            .limit(WORKLIST_LIMIT)
+        rows = session.execute(
+            query.order_by(Call.urgency_rank.desc(), Call.started_at.asc()).limit(WORKLIST_LIMIT)
         ).all()
-    return _render(request, "worklist.html", {"user": user, "calls": calls})
+        cases = [
+            {
+                "call": call,
+                "callback": cb,
+                "age": (data or {}).get("age"),
+                "window": _window_sign(cb, now),
+            }
+            for call, cb, data in rows
+        ]
+        return _render(
+            request,
+            "worklist.html",
+            {"user": user, "cases": cases, "state": state, "route": route,
+             "states": WORKLIST_STATES},
+        )  # fmt: skip
+
+
+def _window_sign(cb: Callback | None, now: datetime) -> str | None:
+    """``missed`` or ``soon`` for an open callback about to miss its promised window."""
+    if cb is None or cb.state != "open" or cb.window_end is None:
+        return None
+    if cb.window_end < now:
+        return "missed"
+    return "soon" if cb.window_end - now <= WINDOW_WARNING else None
+
+
+@router.get("/worklist/events")
+async def worklist_events(
+    request: Request, runtime: Rt, user: User, max_s: float = 55.0
+) -> Response:
+    """Server-sent events: ``changed`` whenever a case at the user's stations changes. The
+    stream ends after ``max_s`` (the browser's EventSource reconnects by itself)."""
+
+    async def stream() -> AsyncIterator[str]:
+        last: str | None = None
+        deadline = asyncio.get_running_loop().time() + min(max_s, 300.0)
+        yield "retry: 2000\n\n"
+        while asyncio.get_running_loop().time() < deadline:
+            if await request.is_disconnected():
+                return
+            version = await asyncio.to_thread(_worklist_version, runtime, user)
+            if version != last:
+                yield f"event: changed\ndata: {version}\n\n"
+                last = version
+            await asyncio.sleep(1.0)
+
+    return StreamingResponse(
+        stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+def _worklist_version(runtime: Runtime, user: StaffUser) -> str:
+    with runtime.db.session() as session:
+        latest, count = session.execute(
+            select(func.max(Call.updated_at), func.count(Call.id)).where(
+                Call.station_id.in_(user.station_ids)
+            )
+        ).one()
+        cb_latest = session.scalar(
+            select(func.max(Callback.updated_at)).where(Callback.station_id.in_(user.station_ids))
+        )
+    stamps = [t.isoformat() if t else "" for t in (latest, cb_latest)]
+    return f"{count}-{stamps[0]}-{stamps[1]}"
 
 
 @router.get("/cases/{call_id}", response_class=HTMLResponse)

@@ -223,3 +223,47 @@ def test_a_wrong_override_is_refused_with_the_nurses_words_and_keeps_the_input(
     with runtime.db.session() as s:
         call = s.get(Call, case_id)
         assert call is not None and (call.urgency, call.route) == ("non_urgent", "callback")
+
+
+def test_worklist_filters_flags_windows_about_to_be_missed_and_shows_age(
+    client: TestClient, runtime: Runtime
+) -> None:
+    from datetime import timedelta
+
+    from models import Callback, Summary, utcnow
+
+    soon = _add_case(runtime, urgency="non_urgent", rank=0, reason="Selkäkipu")
+    done = _add_case(runtime, urgency="non_urgent", rank=0, reason="Yskä")
+    queue = _add_case(runtime, urgency="urgent", rank=1, reason="Hengenahdistus")
+    now = utcnow()
+    with runtime.db.session() as s:
+        s.add(Callback(call_id=soon, station_id="demo", state="open",
+                       window_start=now - timedelta(minutes=40),
+                       window_end=now + timedelta(minutes=10)))  # fmt: skip
+        s.add(Callback(call_id=done, station_id="demo", state="done"))
+        q = s.get(Call, queue)
+        assert q is not None
+        q.route = "nurse_queue"
+        summary = s.scalar(select(Summary).where(Summary.call_id == soon))
+        assert summary is not None
+        summary.data = {"age": 67}
+    login(client)
+    page = client.get("/").text
+    assert "Selkäkipu" in page and "Hengenahdistus" in page and "Yskä" not in page
+    assert "window-soon" in page and "Soittoaika päättymässä" in page and ">67<" in page
+    assert "Yskä" in client.get("/?state=all").text
+    only_queue = client.get("/?route=nurse_queue&state=all").text
+    assert "Hengenahdistus" in only_queue and "Selkäkipu" not in only_queue
+
+
+def test_worklist_events_tell_the_page_when_a_case_changes(
+    client: TestClient, runtime: Runtime
+) -> None:
+    login(client)
+    with client.stream("GET", "/worklist/events?max_s=0.5") as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        body = "".join(response.iter_text())
+    assert "event: changed" in body
+    assert client.get("/worklist/events?max_s=0.5").status_code == 200
+    client.cookies.clear()
+    assert client.get("/worklist/events", follow_redirects=False).status_code == 303
