@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval_fuzzy)
 
     p = sub.add_parser("bench", help="performance benchmarks (one process, one core)")
-    p.add_argument("what", choices=["summarize", "triage", "asr", "voicebot"])
+    p.add_argument("what", choices=["summarize", "triage", "asr", "voicebot", "web"])
     p.add_argument("--file", help="JSON lines with text and context (default: dev vignettes)")
     p.add_argument("--seconds", type=float, default=3.0, help="how long to run")
     p.add_argument("--grid", action="store_true", help="asr: also the tuning variants")
@@ -328,6 +328,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.what == "asr":
         return _bench_asr(args)
+    if args.what == "web":
+        from esitieto.bench_web import run as run_web
+
+        print(json.dumps({"bench": "web", **run_web()}))
+        return 0
     if args.what == "voicebot":
         from esitieto.bench_voicebot import run, table
 

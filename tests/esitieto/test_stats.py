@@ -179,3 +179,20 @@ def test_the_stats_api_as_json_and_csv_for_the_users_stations(
     assert client.get("/api/v1/stats?station=other").status_code == 404
     assert client.get("/api/v1/stats?from=yesterday").status_code == 400
     assert client.get("/api/v1/stats?from=2026-11-17&to=2026-11-16").status_code == 400
+
+
+def test_the_dashboard_shows_the_figures_as_charts(client: TestClient, runtime: Runtime) -> None:
+    fixture(runtime)
+    _login(client)
+    page = client.get("/dashboard?station=demo&period=day&to=2026-11-16")
+    assert page.status_code == 200
+    assert 'id="fig-calls">5<' in page.text and 'id="fig-submissions">3<' in page.text
+    assert "60 %" in page.text  # completion rate
+    routing = re.search(r'<svg class="bars" id="chart-routing".*?</svg>', page.text, re.S)
+    assert routing and routing.group(0).count("<rect") == 3
+    assert "Takaisinsoitto" in routing.group(0)
+    survey = re.search(r'<svg class="bars" id="chart-survey".*?</svg>', page.text, re.S)
+    assert survey and "50 % / 2" in survey.group(0)
+    assert "format=csv" in page.text
+    week = client.get("/dashboard?station=demo&period=week&to=2026-11-17").text
+    assert 'id="fig-calls">6<' in week  # the day after is in the week

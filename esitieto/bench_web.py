@@ -1,0 +1,139 @@
+"""``esitieto bench web``: the worklist and the dashboard for a station with 5,000 cases.
+
+A fresh SQLite database gets N synthetic cases (all fields the pages show: urgency, route,
+callback windows, summaries, survey answers, nurse decisions); then each page is requested
+repeatedly through the real app, signed in as the station's nurse, and timed.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+URGENCIES = (("non_urgent", "callback"), ("non_urgent", "digital_path"), ("urgent", "nurse_queue"),
+             ("emergency", "nurse_queue"), ("urgent", "callback"))  # fmt: skip
+
+
+def seed(session: Any, station_id: str, cases: int, rng: random.Random) -> None:
+    from models import (
+        Call,
+        Callback,
+        CallerFeedback,
+        CallState,
+        Summary,
+        TriageDecision,
+        utcnow,
+    )
+
+    now = utcnow()
+    for i in range(cases):
+        urgency, route = rng.choice(URGENCIES)
+        started = now - timedelta(minutes=rng.randint(0, 60 * 24 * 28))
+        call = Call(
+            id=uuid.uuid4().hex,
+            station_id=station_id,
+            call_sid="CA" + uuid.uuid4().hex,
+            to_number="+358900000000",
+            from_number=f"+35840{i:07d}",
+            state=CallState.READY,
+            started_at=started,
+            ended_at=started + timedelta(minutes=3),
+            ready_at=started + timedelta(minutes=3, seconds=rng.randint(5, 60)),
+            urgency=urgency,
+            urgency_rank={"non_urgent": 0, "urgent": 1, "emergency": 2}[urgency],
+            route=route,
+            reason=rng.choice(["Kuume ja yskä 3 vrk", "Reseptin uusiminen", "Selkäkipu"]),
+            language=rng.choice(["fi", "fi", "sv", "en"]),
+        )
+        session.add(call)
+        session.add(
+            Summary(
+                call_id=call.id,
+                generator="deterministic",
+                source_text="…",
+                reason=call.reason or "",
+                note="Syy: …",
+                data={"age": rng.randint(1, 95)},
+            )
+        )
+        session.add(TriageDecision(call_id=call.id, source="pretriage", urgency=urgency,
+                                   route=route, ruleset_version="bench"))  # fmt: skip
+        if route == "callback":
+            done = rng.random() < 0.7
+            session.add(
+                Callback(
+                    call_id=call.id,
+                    station_id=station_id,
+                    state="done" if done else "open",
+                    window_start=call.ended_at,
+                    window_end=started + timedelta(hours=2),
+                    completed_at=started + timedelta(minutes=rng.randint(20, 240))
+                    if done
+                    else None,
+                )
+            )
+        if rng.random() < 0.3:
+            question = rng.choice(["useful", "understandable", "recommend"])
+            session.add(
+                CallerFeedback(call_id=call.id, question=question, answer=rng.choice([1, 1, 2]))
+            )
+        if i % 500 == 499:
+            session.flush()
+
+
+def run(cases: int = 5000, repeats: int = 20) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    from esitieto.app import create_app, prepare
+    from esitieto.runtime import Runtime
+    from esitieto.settings import DemoSettings, Settings, WorkerSettings
+
+    with tempfile.TemporaryDirectory(prefix="esitieto-bench-web-") as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            worker=WorkerSettings(mode="external"),
+            demo=DemoSettings(nurse_password=SecretStr("bench-password")),
+        )
+        rt = Runtime(settings)
+        prepare(rt)
+        with rt.db.session() as s:
+            seed(s, "demo", cases, random.Random(7))
+        timings: dict[str, list[float]] = {}
+        with TestClient(create_app(runtime=rt)) as client:
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+            assert token is not None
+            client.post("/login", data={"username": "hoitaja", "password": "bench-password",
+                                        "csrf": token.group(1)})  # fmt: skip
+            pages = {
+                "worklist (active)": "/",
+                "worklist (all)": "/?state=all",
+                "dashboard (month)": "/dashboard?period=month",
+            }
+            for name, url in pages.items():
+                client.get(url)  # warm-up
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    response = client.get(url)
+                    timings.setdefault(name, []).append(time.perf_counter() - started)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{url} answered {response.status_code}")
+        rt.close()
+    return {
+        "cases": cases,
+        "pages": {
+            name: {
+                "p50_ms": round(statistics.median(v) * 1000, 1),
+                "max_ms": round(max(v) * 1000, 1),
+            }
+            for name, v in timings.items()
+        },
+    }
