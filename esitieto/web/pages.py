@@ -40,6 +40,7 @@ from models import (
     Recording,
     Station,
     Summary,
+    SummaryFeedback,
     TriageDecision,
     utcnow,
 )
@@ -320,6 +321,66 @@ def override_case(
                 {**_case_context(session, call, user), "error": _override_error(exc), "form": form},
                 status=422,
             )
+    return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
+
+
+CALLBACK_OUTCOMES = ("reached", "no_answer", "other")
+SUMMARY_USES = ("as_is", "edited", "not_used")
+
+
+@router.post("/cases/{call_id}/callback-done")
+def callback_done(
+    call_id: str,
+    request: Request,
+    runtime: Rt,
+    user: User,
+    outcome: Annotated[str, Form()] = "reached",
+    csrf: Annotated[str | None, Form()] = None,
+) -> Response:
+    """The nurse has called back: the callback leaves the worklist, with its outcome."""
+    check_csrf(request, csrf)
+    if outcome not in CALLBACK_OUTCOMES:
+        raise HTTPException(status_code=400, detail="unknown outcome")
+    with runtime.db.session() as session:
+        call = _visible_call(session, call_id, user)
+        cb = session.scalar(select(Callback).where(Callback.call_id == call.id))
+        if cb is None:
+            raise HTTPException(status_code=404, detail="no callback for this case")
+        if cb.state != "done":  # a double click changes nothing
+            cb.state, cb.outcome = "done", outcome
+            cb.completed_at, cb.completed_by = utcnow(), user.id
+            session.add(
+                AuditEvent(user_id=user.id, action="callback_done", object_type="call",
+                           object_id=call.id, station_id=call.station_id,
+                           detail={"outcome": outcome})
+            )  # fmt: skip
+    return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
+
+
+@router.post("/cases/{call_id}/summary-feedback")
+def summary_feedback(
+    call_id: str,
+    request: Request,
+    runtime: Rt,
+    user: User,
+    usage: Annotated[str, Form()] = "",
+    comment: Annotated[str, Form()] = "",
+    csrf: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Whether the nurse used the summary as is, edited it, or did not use it (and why)."""
+    check_csrf(request, csrf)
+    if usage not in SUMMARY_USES:
+        raise HTTPException(status_code=400, detail="say how the summary was used")
+    with runtime.db.session() as session:
+        call = _visible_call(session, call_id, user)
+        session.add(
+            SummaryFeedback(call_id=call.id, user_id=user.id, usage=usage,
+                            comment=comment.strip()[:1000] or None)
+        )  # fmt: skip
+        session.add(
+            AuditEvent(user_id=user.id, action="summary_feedback", object_type="call",
+                       object_id=call.id, station_id=call.station_id, detail={"usage": usage})
+        )  # fmt: skip
     return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
 
 

@@ -267,3 +267,42 @@ def test_worklist_events_tell_the_page_when_a_case_changes(
     assert client.get("/worklist/events?max_s=0.5").status_code == 200
     client.cookies.clear()
     assert client.get("/worklist/events", follow_redirects=False).status_code == 303
+
+
+def test_a_nurse_marks_the_callback_done_and_says_how_the_summary_was_used(
+    client: TestClient, runtime: Runtime
+) -> None:
+    from models import Callback, SummaryFeedback
+
+    case_id = _add_case(runtime, urgency="non_urgent", rank=0, reason="Korvakipu")
+    with runtime.db.session() as s:
+        s.add(Callback(call_id=case_id, station_id="demo", state="open"))
+    login(client)
+    page = client.get(f"/cases/{case_id}").text
+    assert 'id="copy-note"' in page and 'id="callback-done-form"' in page
+    token = _csrf(client, f"/cases/{case_id}")
+    for _ in range(2):  # a double click records it once
+        done = client.post(
+            f"/cases/{case_id}/callback-done",
+            data={"outcome": "reached", "csrf": token},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+    used = client.post(
+        f"/cases/{case_id}/summary-feedback",
+        data={"usage": "edited", "comment": "lisäsin lääkityksen", "csrf": token},
+        follow_redirects=False,
+    )
+    assert used.status_code == 303
+    bad = client.post(f"/cases/{case_id}/summary-feedback", data={"usage": "x", "csrf": token})
+    assert bad.status_code == 400
+    with runtime.db.session() as s:
+        cb = s.scalar(select(Callback).where(Callback.call_id == case_id))
+        assert cb is not None and (cb.state, cb.outcome) == ("done", "reached")
+        assert cb.completed_at is not None and cb.completed_by is not None
+        fb = s.scalars(select(SummaryFeedback).where(SummaryFeedback.call_id == case_id)).all()
+        assert [(f.usage, f.comment) for f in fb] == [("edited", "lisäsin lääkityksen")]
+        actions = list(s.scalars(select(AuditEvent.action)))
+        assert actions.count("callback_done") == 1 and "summary_feedback" in actions
+    # the worklist's default view is what is left to do
+    assert "Korvakipu" not in client.get("/").text
