@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -401,6 +402,53 @@ def _override_error(exc: Exception) -> str:
     return str(t.override_invalid)
 
 
+@dataclass(frozen=True)
+class EvidencePiece:
+    """A piece of the transcript, marked when a fact rests on it."""
+
+    text: str
+    mark: int | None = None
+    label: str = ""
+
+
+def evidence_facts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The summary's facts with the transcript span each rests on (for links to it)."""
+    facts: list[dict[str, Any]] = []
+    for key, kind in (("symptoms", "symptom"), ("negated_symptoms", "denied"),
+                      ("findings", "finding")):  # fmt: skip
+        for item in data.get(key) or []:
+            ev = item.get("evidence") or {}
+            facts.append({"kind": kind, "label": item.get("label", ""), **ev})
+    for key in ("medication_facts", "condition_facts", "allergy_facts"):
+        for item in data.get(key) or []:
+            ev = item.get("evidence") or {}
+            facts.append({"kind": key.split("_")[0], "label": item.get("name", ""), **ev})
+    for name, ev in (data.get("evidence") or {}).items():
+        facts.append({"kind": name, "label": name, **ev})
+    return [f for f in facts if isinstance(f.get("start"), int) and isinstance(f.get("end"), int)]
+
+
+def highlight(text: str, facts: list[dict[str, Any]]) -> list[EvidencePiece]:
+    """``text`` cut into pieces, each fact's span marked with the fact's index (overlapping
+    spans: the first one wins)."""
+    spans = sorted(
+        ((f["start"], f["end"], i, f["label"]) for i, f in enumerate(facts)),
+        key=lambda s: (s[0], -s[1]),
+    )
+    pieces: list[EvidencePiece] = []
+    pos = 0
+    for start, end, index, label in spans:
+        if start < pos or end > len(text) or start >= end:
+            continue
+        if start > pos:
+            pieces.append(EvidencePiece(text[pos:start]))
+        pieces.append(EvidencePiece(text[start:end], index, label))
+        pos = end
+    if pos < len(text):
+        pieces.append(EvidencePiece(text[pos:]))
+    return pieces
+
+
 def _case_context(session: Session, call: Call, user: StaffUser) -> dict[str, Any]:
     station = session.get(Station, call.station_id)
     summary = session.scalar(select(Summary).where(Summary.call_id == call.id))
@@ -416,11 +464,14 @@ def _case_context(session: Session, call: Call, user: StaffUser) -> dict[str, An
         else {"rec": r, "transcript": None, "segments": []}
         for r in call.recordings
     ]
+    facts = evidence_facts(summary.data or {}) if summary is not None else []
     return {
         "user": user,
         "call": call,
         "station": station,
         "summary": summary,
+        "facts": facts,
+        "pieces": highlight(summary.source_text, facts) if summary is not None else [],
         "decisions": decisions,
         "callback": callback,
         "recordings": recordings,

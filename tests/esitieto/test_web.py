@@ -306,3 +306,30 @@ def test_a_nurse_marks_the_callback_done_and_says_how_the_summary_was_used(
         assert actions.count("callback_done") == 1 and "summary_feedback" in actions
     # the worklist's default view is what is left to do
     assert "Korvakipu" not in client.get("/").text
+
+
+def test_each_fact_links_to_the_callers_words_and_segments_play_their_moment(
+    client: TestClient, runtime: Runtime
+) -> None:
+    from esitieto.analysis import analyze_text
+    from esitieto.web.pages import evidence_facts, highlight
+
+    text = "Minulla on ollut kuumetta kaksi päivää. Ei hengenahdistusta."
+    result = analyze_text(None, text)
+    case_id = _add_case(runtime, urgency="non_urgent", rank=0, reason="Kuume")
+    with runtime.db.session() as s:
+        summary = s.scalar(select(Summary).where(Summary.call_id == case_id))
+        assert summary is not None
+        summary.source_text = text
+        summary.data = result.summary.model_dump(mode="json")
+    facts = evidence_facts(result.summary.model_dump(mode="json"))
+    pieces = highlight(text, facts)
+    assert "".join(p.text for p in pieces) == text  # nothing lost, nothing added
+    marked = {p.text for p in pieces if p.mark is not None}
+    assert "kuumetta" in marked and "hengenahdistusta" in marked
+    login(client)
+    page = client.get(f"/cases/{case_id}").text
+    assert re.search(r'<mark id="ev-\d+" title="[^"]*">kuumetta</mark>', page)
+    assert 'href="#ev-' in page
+    segment = re.search(r'<li class="segment"[^>]*data-start="([\d.]+)" data-audio="([^"]+)"', page)
+    assert segment and f'id="{segment.group(2)}"' in page

@@ -10,3 +10,18 @@
     });
   });
 })();
+
+// A click (or Enter) on a transcript segment plays that moment of the recording.
+(function () {
+  "use strict";
+  function play(li) {
+    var audio = document.getElementById(li.getAttribute("data-audio"));
+    if (!audio) { return; }
+    audio.currentTime = parseFloat(li.getAttribute("data-start")) || 0;
+    audio.play();
+  }
+  document.querySelectorAll("li.segment").forEach(function (li) {
+    li.addEventListener("click", function () { play(li); });
+    li.addEventListener("keydown", function (e) { if (e.key === "Enter") { play(li); } });
+  });
+})();
