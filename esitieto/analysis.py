@@ -18,6 +18,7 @@ from summarizer.note import reason_line, render_note
 from summarizer.schemas import CallContext, Summary
 
 if TYPE_CHECKING:
+    from esitieto.settings import Settings
     from summarizer.phrasing import Phraser
 
 DETERMINISTIC = "deterministic"
@@ -67,3 +68,21 @@ def analyze_text(
         result.generator = phrased.generator
         result.phrasing_fallback = phrased.fallback_reason
     return result
+
+
+def phraser_from_settings(settings: Settings) -> Phraser | None:
+    """The configured language-model phraser, or None (deterministic text, the default)."""
+    cfg = settings.summarizer
+    if cfg.llm_backend == "none":
+        return None
+    from summarizer.phrasing import build_phraser
+
+    return build_phraser(
+        cfg.llm_backend,
+        model_dir=cfg.llm_model_dir,
+        base_url=cfg.llm_base_url,
+        model=cfg.llm_model,
+        api_key=cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else None,
+        timeout_s=cfg.llm_timeout_s,
+        max_new_tokens=cfg.llm_max_new_tokens,
+    )

@@ -99,14 +99,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     if not args.jsonl:
         return _fail("analyze reads JSON lines: use --jsonl")
-    from esitieto.runtime import build_phraser_from
+    from esitieto.analysis import phraser_from_settings
     from esitieto.settings import get_settings
     from pretriage.ruleset import RulesetError, default_ruleset
     from summarizer.lexicon import LexiconError
 
     try:
         default_ruleset()  # compiles the lexicon too: a malformed file stops here, not per line
-        phraser = build_phraser_from(get_settings())
+        phraser = phraser_from_settings(get_settings())
     except (RulesetError, LexiconError, ValueError) as exc:
         return _fail(str(exc), 2)
     for line_no, line in enumerate(sys.stdin, 1):

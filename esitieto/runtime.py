@@ -50,7 +50,9 @@ class Runtime:
     @cached_property
     def phraser(self) -> Phraser | None:
         """The configured language-model phraser; None (deterministic text) by default."""
-        return build_phraser_from(self.settings)
+        from esitieto.analysis import phraser_from_settings
+
+        return phraser_from_settings(self.settings)
 
     @cached_property
     def sms(self) -> SmsSender | None:
@@ -79,23 +81,6 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
-
-
-def build_phraser_from(settings: Settings) -> Phraser | None:
-    cfg = settings.summarizer
-    if cfg.llm_backend == "none":
-        return None
-    from summarizer.phrasing import build_phraser
-
-    return build_phraser(
-        cfg.llm_backend,
-        model_dir=cfg.llm_model_dir,
-        base_url=cfg.llm_base_url,
-        model=cfg.llm_model,
-        api_key=cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else None,
-        timeout_s=cfg.llm_timeout_s,
-        max_new_tokens=cfg.llm_max_new_tokens,
-    )
 
 
 def get_runtime(request: Request) -> Runtime:

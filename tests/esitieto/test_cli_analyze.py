@@ -35,6 +35,14 @@ def test_analyze_jsonl_reports_bad_lines_and_goes_on() -> None:
     assert rows[4]["triage"]["digital_path"] == "appointment"
 
 
+def test_analyze_prints_only_json_even_with_stderr_merged() -> None:
+    """Scripts pipe ``2>&1`` into a JSON reader: nothing else may be printed."""
+    line = json.dumps({"id": "x", "text": "Kuumetta kaksi päivää.", "context": {}})
+    out = run(["analyze", "--jsonl"], line + "\n")
+    assert out.returncode == 0 and out.stderr == ""
+    assert json.loads(out.stdout)["id"] == "x"
+
+
 def test_analyze_needs_jsonl_flag() -> None:
     out = run(["analyze"])
     assert out.returncode != 0 and "--jsonl" in out.stderr
