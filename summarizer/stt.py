@@ -221,7 +221,42 @@ class SpeechToText(abc.ABC):
     ) -> Transcript: ...
 
 
-class FasterWhisperEngine(SpeechToText):
+class LazyModelEngine(SpeechToText):
+    """An engine whose model is loaded once, on first use, by whichever thread needs it first."""
+
+    _model: Any = None
+
+    def __init__(self) -> None:
+        self._model = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> None:
+        self._get_model()
+
+    def _get_model(self) -> Any:
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                started = time.perf_counter()
+                self._model = self._load_model()
+                log.info(
+                    "%s: loaded %s in %.2f s",
+                    self.name,
+                    self.model_name,
+                    time.perf_counter() - started,
+                )
+        return self._model
+
+    @abc.abstractmethod
+    def _load_model(self) -> Any: ...
+
+
+class FasterWhisperEngine(LazyModelEngine):
     """Whisper on CTranslate2 (``faster-whisper``), CPU int8 by default."""
 
     name = "faster-whisper"
@@ -242,6 +277,7 @@ class FasterWhisperEngine(SpeechToText):
             raise FileNotFoundError(
                 f"no CTranslate2 Whisper model in {self.model_dir} (model.bin is missing)"
             )
+        super().__init__()
         self.model_name = self.model_dir.name
         self.device = device
         self.compute_type = compute_type
@@ -249,41 +285,19 @@ class FasterWhisperEngine(SpeechToText):
         self.options = replace(options or TUNED, beam_size=beam_size)
         self.beam_size = beam_size
         self.max_audio_seconds = max_audio_seconds
-        self._model: Any = None
-        self._lock = threading.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
-
-    def load(self) -> None:
-        self._get_model()
-
-    def _get_model(self) -> Any:
-        if self._model is not None:
-            return self._model
-        with self._lock:
-            if self._model is None:
-                try:
-                    from faster_whisper import WhisperModel
-                except ImportError as exc:
-                    raise ImportError(FASTER_WHISPER_INSTALL_HINT) from exc
-                started = time.perf_counter()
-                self._model = WhisperModel(
-                    str(self.model_dir),
-                    device=self.device,
-                    compute_type=self.compute_type,
-                    cpu_threads=self.cpu_threads,
-                    local_files_only=True,
-                )
-                log.info(
-                    "loaded Whisper model %s (%s, %s) in %.2f s",
-                    self.model_name,
-                    self.device,
-                    self.compute_type,
-                    time.perf_counter() - started,
-                )
-        return self._model
+    def _load_model(self) -> Any:
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as exc:
+            raise ImportError(FASTER_WHISPER_INSTALL_HINT) from exc
+        return WhisperModel(
+            str(self.model_dir),
+            device=self.device,
+            compute_type=self.compute_type,
+            cpu_threads=self.cpu_threads,
+            local_files_only=True,
+        )
 
     def _language_probabilities(self, clip: AudioClip) -> dict[str, float]:
         model = self._get_model()
@@ -535,36 +549,33 @@ def _converted_bundled(data_dir: Path, fmt: Literal["openai", "hf"]) -> Path:
     return ensure_converted(ensure_bundled_model(models), models, fmt)
 
 
-def _make_openai_whisper(settings: AsrSettings, data_dir: Path) -> SpeechToText:
-    from summarizer.stt_engines import OpenAIWhisperEngine
+def _reference_engine(
+    class_name: str, fmt: Literal["openai", "hf"]
+) -> Callable[[AsrSettings, Path], SpeechToText]:
+    """A factory for openai-whisper or transformers: the configured model, else the bundled
+    weights converted to the engine's format."""
 
-    checkpoint = Path(settings.model) if settings.model else _converted_bundled(data_dir, "openai")
-    return OpenAIWhisperEngine(
-        checkpoint,
-        device=settings.device,
-        cpu_threads=settings.cpu_threads,
-        max_audio_seconds=settings.max_audio_seconds,
-        options=decode_options(settings),
-    )
+    def make(settings: AsrSettings, data_dir: Path) -> SpeechToText:
+        from summarizer import stt_engines
 
+        engine_class = getattr(stt_engines, class_name)
+        model = Path(settings.model) if settings.model else _converted_bundled(data_dir, fmt)
+        engine: SpeechToText = engine_class(
+            model,
+            device=settings.device,
+            cpu_threads=settings.cpu_threads,
+            max_audio_seconds=settings.max_audio_seconds,
+            options=decode_options(settings),
+        )
+        return engine
 
-def _make_transformers(settings: AsrSettings, data_dir: Path) -> SpeechToText:
-    from summarizer.stt_engines import TransformersWhisperEngine
-
-    model_dir = Path(settings.model) if settings.model else _converted_bundled(data_dir, "hf")
-    return TransformersWhisperEngine(
-        model_dir,
-        device=settings.device,
-        cpu_threads=settings.cpu_threads,
-        max_audio_seconds=settings.max_audio_seconds,
-        options=decode_options(settings),
-    )
+    return make
 
 
 ENGINES: dict[str, Callable[[AsrSettings, Path], SpeechToText]] = {
     "faster-whisper": _make_faster_whisper,
-    "openai-whisper": _make_openai_whisper,
-    "transformers": _make_transformers,
+    "openai-whisper": _reference_engine("OpenAIWhisperEngine", "openai"),
+    "transformers": _reference_engine("TransformersWhisperEngine", "hf"),
 }
 """Engine name (``ESITIETO_ASR__ENGINE``) → factory; every one runs the bundled weights by
 default and any model of its format given in ``ESITIETO_ASR__MODEL``."""

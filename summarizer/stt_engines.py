@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ from summarizer.stt import (
     NO_SPEECH_PROB_THRESHOLD,
     TUNED,
     DecodeOptions,
-    SpeechToText,
+    LazyModelEngine,
 )
 
 log = logging.getLogger(__name__)
@@ -49,7 +47,7 @@ def _import(module: str) -> Any:
         raise ImportError(f"{module} is not installed; {ENGINES_INSTALL_HINT}") from exc
 
 
-class OpenAIWhisperEngine(SpeechToText):
+class OpenAIWhisperEngine(LazyModelEngine):
     """The reference implementation (``openai-whisper``) on an openai-format checkpoint."""
 
     name = "openai-whisper"
@@ -66,39 +64,22 @@ class OpenAIWhisperEngine(SpeechToText):
         self.checkpoint = Path(checkpoint)
         if not self.checkpoint.is_file():
             raise FileNotFoundError(f"no openai-whisper checkpoint at {self.checkpoint}")
+        super().__init__()
         self.model_name = self.checkpoint.stem
         self.device = device
         self.cpu_threads = cpu_threads
         self.max_audio_seconds = max_audio_seconds
         self.options = options or TUNED
-        self._model: Any = None
-        self._lock = threading.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        return self._model is not None
+    def _load_model(self) -> Any:
+        _import("whisper")
+        torch = _import("torch")
+        from summarizer.convert import load_openai_model
 
-    def load(self) -> None:
-        self._get_model()
-
-    def _get_model(self) -> Any:
-        with self._lock:
-            if self._model is None:
-                _import("whisper")
-                torch = _import("torch")
-                from summarizer.convert import load_openai_model
-
-                if self.cpu_threads:
-                    torch.set_num_threads(self.cpu_threads)
-                started = time.perf_counter()
-                # not whisper.load_model: it drops the checkpoint's alignment heads
-                self._model = load_openai_model(self.checkpoint, device=self.device)
-                log.info(
-                    "loaded openai-whisper %s in %.2f s",
-                    self.model_name,
-                    time.perf_counter() - started,
-                )
-        return self._model
+        if self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
+        # not whisper.load_model: it drops the checkpoint's alignment heads
+        return load_openai_model(self.checkpoint, device=self.device)
 
     def _language_probabilities(self, clip: AudioClip) -> dict[str, float]:
         whisper = _import("whisper")
@@ -145,7 +126,7 @@ class OpenAIWhisperEngine(SpeechToText):
         )
 
 
-class TransformersWhisperEngine(SpeechToText):
+class TransformersWhisperEngine(LazyModelEngine):
     """Whisper in Hugging Face ``transformers`` format (a converted bundled model, or any
     fine-tune saved with ``save_pretrained``), from a local directory only."""
 
@@ -170,43 +151,27 @@ class TransformersWhisperEngine(SpeechToText):
                 f"no Hugging Face Whisper model in {self.model_dir} "
                 "(needs config.json and *.safetensors or pytorch_model.bin)"
             )
+        super().__init__()
         self.model_name = self.model_dir.name
         self.device = device
         self.cpu_threads = cpu_threads
         self.max_audio_seconds = max_audio_seconds
         self.options = options or TUNED
-        self._loaded: tuple[Any, Any] | None = None
-        self._lock = threading.Lock()
 
-    @property
-    def loaded(self) -> bool:
-        return self._loaded is not None
-
-    def load(self) -> None:
-        self._get_model()
-
-    def _get_model(self) -> tuple[Any, Any]:
-        with self._lock:
-            if self._loaded is None:
-                transformers = _import("transformers")
-                torch = _import("torch")
-                if self.cpu_threads:
-                    torch.set_num_threads(self.cpu_threads)
-                started = time.perf_counter()
-                processor = transformers.WhisperProcessor.from_pretrained(
-                    str(self.model_dir), local_files_only=True
-                )
-                model = transformers.WhisperForConditionalGeneration.from_pretrained(
-                    str(self.model_dir), local_files_only=True, dtype=torch.float32
-                ).to(self.device)
-                model.eval()
-                self._loaded = (processor, model)
-                log.info(
-                    "loaded transformers Whisper %s in %.2f s",
-                    self.model_name,
-                    time.perf_counter() - started,
-                )
-        return self._loaded
+    def _load_model(self) -> tuple[Any, Any]:
+        """(processor, model), from the local directory only."""
+        transformers = _import("transformers")
+        torch = _import("torch")
+        if self.cpu_threads:
+            torch.set_num_threads(self.cpu_threads)
+        processor = transformers.WhisperProcessor.from_pretrained(
+            str(self.model_dir), local_files_only=True
+        )
+        model = transformers.WhisperForConditionalGeneration.from_pretrained(
+            str(self.model_dir), local_files_only=True, dtype=torch.float32
+        ).to(self.device)
+        model.eval()
+        return processor, model
 
     def _features(self, samples: np.ndarray) -> tuple[Any, Any]:
         """Log-mel features and their mask. Unpadded audio: transformers then pads in the mel
@@ -227,11 +192,10 @@ class TransformersWhisperEngine(SpeechToText):
 
     def _language_probabilities(self, clip: AudioClip) -> dict[str, float]:
         torch = _import("torch")
-        _, model = self._get_model()
+        processor, model = self._get_model()
         lang_to_id: dict[str, int] = dict(getattr(model.generation_config, "lang_to_id", {}))
         if not lang_to_id:
             return {}
-        processor, _ = self._get_model()
         features = processor.feature_extractor(
             clip.samples[: WINDOW_S * SAMPLE_RATE], sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features.to(self.device, model.dtype)
