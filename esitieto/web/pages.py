@@ -277,15 +277,7 @@ def case_page(call_id: str, request: Request, runtime: Rt, user: User, saved: in
     with runtime.db.session() as session:
         call = _visible_call(session, call_id, user)
         context = _case_context(session, call, user)
-        session.add(
-            AuditEvent(
-                user_id=user.id,
-                action="view_case",
-                object_type="call",
-                object_id=call.id,
-                station_id=call.station_id,
-            )
-        )
+        _audit_case(session, user, call, "view_case")
         return _render(
             request,
             "case.html",
@@ -350,11 +342,7 @@ def callback_done(
         if cb.state != "done":  # a double click changes nothing
             cb.state, cb.outcome = "done", outcome
             cb.completed_at, cb.completed_by = utcnow(), user.id
-            session.add(
-                AuditEvent(user_id=user.id, action="callback_done", object_type="call",
-                           object_id=call.id, station_id=call.station_id,
-                           detail={"outcome": outcome})
-            )  # fmt: skip
+            _audit_case(session, user, call, "callback_done", {"outcome": outcome})
     return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
 
 
@@ -378,10 +366,7 @@ def summary_feedback(
             SummaryFeedback(call_id=call.id, user_id=user.id, usage=usage,
                             comment=comment.strip()[:1000] or None)
         )  # fmt: skip
-        session.add(
-            AuditEvent(user_id=user.id, action="summary_feedback", object_type="call",
-                       object_id=call.id, station_id=call.station_id, detail={"usage": usage})
-        )  # fmt: skip
+        _audit_case(session, user, call, "summary_feedback", {"usage": usage})
     return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
 
 
@@ -502,6 +487,26 @@ def recording_audio(call_id: str, recording_id: str, runtime: Rt, user: User) ->
     if not path.is_file():
         raise HTTPException(status_code=404, detail="no recording")
     return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private"})
+
+
+def _audit_case(
+    session: Session,
+    user: StaffUser,
+    call: Call,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """What a staff member did to a case (never the health text itself)."""
+    session.add(
+        AuditEvent(
+            user_id=user.id,
+            action=action,
+            object_type="call",
+            object_id=call.id,
+            station_id=call.station_id,
+            detail=detail or {},
+        )
+    )
 
 
 def _visible_call(session: Session, call_id: str, user: StaffUser) -> Call:

@@ -33,6 +33,7 @@ from summarizer.convert import (
     read_ct2,
 )
 from tests.conftest import synth_phone_audio
+from tests.text_distance import edit_distance
 
 torch = pytest.importorskip("torch")
 whisper = pytest.importorskip("whisper")
@@ -392,14 +393,7 @@ def _normalize(text: str) -> str:
 
 def _normalized_distance(a: str, b: str) -> float:
     """Levenshtein distance of the normalized strings over the longer length."""
-    a, b = _normalize(a), _normalize(b)
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1] / max(len(a), len(b), 1)
+    return edit_distance(_normalize(a), _normalize(b))
 
 
 def test_distance_helper() -> None:

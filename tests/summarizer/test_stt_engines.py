@@ -15,6 +15,7 @@ from summarizer import stt
 from summarizer.audio import AudioTooLongError, CorruptAudioError, EmptyAudioError
 from summarizer.stt import TUNED, FasterWhisperEngine, SpeechToText, get_engine
 from summarizer.stt_engines import OpenAIWhisperEngine, TransformersWhisperEngine
+from tests.text_distance import edit_distance
 
 pytest.importorskip("whisper", reason="openai-whisper is not installed (make test installs it)")
 pytest.importorskip("transformers", reason="transformers is not installed (make test installs it)")
@@ -43,17 +44,6 @@ def _words(text: str) -> list[str]:
     return "".join(c if c.isalnum() or c.isspace() else " " for c in text).split()
 
 
-def _distance(a: list[str], b: list[str]) -> float:
-    """Word edit distance over the longer length."""
-    prev = list(range(len(b) + 1))
-    for i, wa in enumerate(a, 1):
-        cur = [i]
-        for j, wb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (wa != wb)))
-        prev = cur
-    return prev[-1] / max(len(a), len(b), 1)
-
-
 @pytest.mark.slow
 def test_the_three_engines_hear_the_same_words(
     engines: dict[str, SpeechToText], finnish_mulaw_wav: Path
@@ -66,7 +56,7 @@ def test_the_three_engines_hear_the_same_words(
         assert t.engine == name and t.language == "fi" and t.segments
         assert t.segments[0].avg_logprob is not None
         # Same weights, same features, greedy: only float rounding can tip a close call.
-        assert _distance(_words(t.text), reference) <= 0.25, name
+        assert edit_distance(_words(t.text), reference) <= 0.25, name
 
 
 @pytest.mark.slow
