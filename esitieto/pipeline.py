@@ -35,7 +35,7 @@ from models import (
     utcnow,
 )
 from pretriage.schemas import URGENCY_RANK
-from pretriage.service import PRETRIAGE, StationConfigError, ensure_callback, station_paths
+from pretriage.service import PRETRIAGE, ensure_callback, offered_paths
 from summarizer.audio import AudioError
 from summarizer.schemas import CallContext
 from summarizer.stt import average_confidence
@@ -89,7 +89,7 @@ class Pipeline:
             answers = Answers.from_json(call.dialogue)
             if answers.sms_sid or not answers.sms_accepted or not answers.digital_path:
                 return
-            link = station_paths(station).get(answers.digital_path)
+            link = offered_paths(station).get(answers.digital_path)
             to, name = call.from_number, station.name
         sender = self.rt.sms
         if sender is None or not link or not to:
@@ -315,12 +315,7 @@ class Pipeline:
             station = session.get(Station, call.station_id)
             if station is None:
                 raise GiveUp("the call's station is gone")
-            try:
-                paths = station_paths(station)
-            except StationConfigError as exc:
-                # Caught at start-up too; if it slips through, nobody gets a digital path.
-                log.warning("digital paths off for this call: %s", exc)
-                paths = {}
+            paths = offered_paths(station)
             answers = Answers.from_json(call.dialogue)
             age, sex = identity_facts(self.rt.settings.identity_key, call)
             return _FinalizeInputs(

@@ -8,6 +8,7 @@ often the professionals agreed (like Klinik's professional re-rating).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,8 @@ from pretriage.callback_window import (
 )
 from pretriage.ruleset import Ruleset, default_ruleset
 from pretriage.schemas import URGENCY_RANK, Route, Urgency
+
+log = logging.getLogger(__name__)
 
 PRETRIAGE = "pretriage"
 NURSE = "nurse"
@@ -52,6 +55,16 @@ def station_paths(station: Station, ruleset: Ruleset | None = None) -> dict[str,
     has no link to send is left out, so pretriage never routes a caller to it."""
     settings = check_station(station, ruleset)
     return {pid: s.sms_link for pid, s in settings.items() if s.enabled and s.sms_link}
+
+
+def offered_paths(station: Station) -> dict[str, str | None]:
+    """:func:`station_paths` for a live call: settings are checked at start-up, and if a
+    mistake slips through anyway nobody is offered a digital path (they get a nurse)."""
+    try:
+        return station_paths(station)
+    except StationConfigError as exc:
+        log.warning("digital paths off for this call: %s", exc)
+        return {}
 
 
 def check_station(station: Station, ruleset: Ruleset | None = None) -> dict[str, PathSetting]:

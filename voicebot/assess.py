@@ -16,7 +16,6 @@ from integrations.twilio import RecordingFetchError, RecordingNotReady
 from pretriage.engine import decide
 from pretriage.ruleset import default_ruleset
 from pretriage.schemas import TriageDecision
-from pretriage.service import StationConfigError, station_paths
 from summarizer.audio import AudioError
 from summarizer.extract import summarize
 from summarizer.schemas import CallContext, Summary
@@ -81,7 +80,7 @@ def assess(
     answers: Answers,
     heard: Heard | None,
     context: CallContext,
-    station_paths_: dict[str, str | None],
+    enabled_paths: dict[str, str | None],
 ) -> tuple[Assessment, TriageDecision | None]:
     """In-call pretriage of what was heard plus the keypad answers."""
     if heard is None or not heard.text.strip():
@@ -93,7 +92,7 @@ def assess(
         heard.text,
         context,
         asr_confidence=heard.confidence,
-        enabled_paths=station_paths_,
+        enabled_paths=enabled_paths,
         language=answers.language,
     )
     unsure = (
@@ -136,10 +135,3 @@ def _add_keyed(summary: Summary, answers: Answers) -> None:
         summary.temperature_c = answers.temperature_c
     if answers.for_whom == "child" and summary.age is None and answers.child_age is not None:
         summary.age = answers.child_age
-
-
-def paths_for(station: object) -> dict[str, str | None]:
-    try:
-        return station_paths(station)  # type: ignore[arg-type]
-    except StationConfigError:
-        return {}

@@ -16,6 +16,7 @@ from starlette.datastructures import FormData
 from esitieto.runtime import Runtime, get_runtime
 from integrations.twilio import signature_is_valid
 from models import Call, CallState, Station, utcnow
+from pretriage.service import offered_paths
 from voicebot import assess as assess_
 from voicebot import service, twiml
 from voicebot.dialogue import (
@@ -202,7 +203,7 @@ def _assess(runtime: Runtime, params: service.CallParams) -> Response:
             )
         url = service.reason_recording_url(session, call)
         call_id, language = call.id, answers.language
-        paths = assess_.paths_for(station)
+        paths = offered_paths(station)
         age, sex = service.identity_facts(runtime.settings.identity_key, call)
     heard: assess_.Heard | None = None
     if answers.heard is not None:

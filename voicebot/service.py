@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from esitieto.jobs import enqueue
 from models import (
     Call,
+    Callback,
     CallerFeedback,
     CallEvent,
     CallState,
@@ -248,9 +249,9 @@ def feedback_question(call: Call) -> str:
 
 def callback_window_text(session: Session, call: Call, station: Station, cat: Catalogue) -> str:
     """ "tänään kello 13.00–14.00": the window the caller is promised, in their language."""
-    cb = ensure_callback(session, call)
+    cb = session.scalar(select(Callback).where(Callback.call_id == call.id))
     tz = ZoneInfo(station.timezone)
-    if cb.window_start is None or cb.window_end is None:
+    if cb is None or cb.window_start is None or cb.window_end is None:
         window = estimate_callback(session, station, call_id=call.id)
         start, end = window.start, window.end
     else:
