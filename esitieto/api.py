@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -14,9 +14,8 @@ from sqlalchemy import func, select, text
 
 from esitieto.analysis import AnalysisResult, analyze_text
 from esitieto.runtime import Runtime, get_runtime
-from esitieto.stats import compute
-from esitieto.web.auth import StaffUser
-from esitieto.web.pages import current_user
+from esitieto.stats import LOCAL_TZ, compute, local_days
+from esitieto.web.auth import Permission, StaffUser, require
 from models import Job, JobState
 from summarizer.schemas import CallContext
 
@@ -46,26 +45,23 @@ def analyze(body: AnalyzeRequest, runtime: Rt) -> AnalysisResult:
 @router.get("/api/v1/stats")
 def stats(
     runtime: Rt,
-    user: Annotated[StaffUser, Depends(current_user)],
+    user: Annotated[StaffUser, Depends(require(Permission.DASHBOARD))],
     station: str | None = None,
     from_: Annotated[str | None, Query(alias="from")] = None,
     to: str | None = None,
     format: Literal["json", "csv"] = "json",
 ) -> Response:
-    """The pilot's adoption figures for the user's station(s) and period (``from`` inclusive,
-    ``to`` exclusive, ISO dates; default: the last 7 days). Staff sign-in required."""
+    """The pilot's adoption figures for the user's station(s) and period: ``from`` and ``to``
+    are ISO dates of the stations' local days, ``to`` exclusive (default: the last 7 days).
+    Station lead or administrator sign-in required."""
     try:
-        until = (
-            _day(to)
-            if to
-            else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-            + timedelta(days=1)
-        )
-        since = _day(from_) if from_ else until - timedelta(days=7)
+        last = date.fromisoformat(to) - timedelta(days=1) if to else datetime.now(LOCAL_TZ).date()
+        first = date.fromisoformat(from_) if from_ else last - timedelta(days=6)
     except ValueError as exc:
         raise HTTPException(status_code=400, detail="from/to must be dates: YYYY-MM-DD") from exc
-    if since >= until:
+    if first > last:
         raise HTTPException(status_code=400, detail="'from' must be before 'to'")
+    since, until = local_days(first, last)
     if station is not None and station not in user.station_ids:
         raise HTTPException(status_code=404, detail="no such station")
     stations = [station] if station else list(user.station_ids)
@@ -82,11 +78,6 @@ def stats(
             headers={"Content-Disposition": 'attachment; filename="esitieto-stats.csv"'},
         )
     return JSONResponse(figures.as_dict())
-
-
-def _day(value: str) -> datetime:
-    day = datetime.fromisoformat(value)
-    return day.replace(tzinfo=UTC) if day.tzinfo is None else day.astimezone(UTC)
 
 
 @router.get("/healthz")

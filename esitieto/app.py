@@ -20,7 +20,7 @@ from esitieto.jobs import Worker
 from esitieto.pipeline import Pipeline
 from esitieto.runtime import Runtime
 from esitieto.settings import Settings
-from esitieto.web import pages
+from esitieto.web import pages, staff
 from esitieto.web.auth import LoginRequired
 from models import Station
 from voicebot import endpoints as voicebot_endpoints
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(voicebot_endpoints.router)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(staff.router)
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> Response:

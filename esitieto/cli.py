@@ -31,7 +31,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"Esitieto: {url}  (database: {runtime.db.engine.url.render_as_string()})", flush=True)
     if demo is not None:
         print(
-            f"Demo nurse login: {demo.username} / {demo.password}   "
+            f"Demo logins (password {demo.password}): nurse {demo.username}, "
+            f"station lead {demo.lead_username}, administrator {demo.admin_username}; "
             f"demo station '{demo.station_id}', number {demo.phone_number}",
             flush=True,
         )
@@ -209,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?", help="stations YAML (see stations.example.yaml)")
     p.set_defaults(func=cmd_stations)
 
+    p = sub.add_parser("users", help="staff accounts: list, or add one (e.g. the first admin)")
+    p.add_argument("action", choices=["list", "add"])
+    p.add_argument("--username")
+    p.add_argument("--name", help="display name (default: the username)")
+    p.add_argument("--role", choices=["nurse", "station_lead", "admin"], default="nurse")
+    p.add_argument("--station", action="append", default=[], help="a station id (repeatable)")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin, not a prompt"
+    )
+    p.set_defaults(func=cmd_users)
+
     p = sub.add_parser(
         "eval-fuzzy", help="misheard-word matching: recall on slips and false hits on real words"
     )
@@ -304,6 +316,49 @@ def cmd_stations(args: argparse.Namespace) -> int:
         return 0
     except (StationFileError, StationConfigError) as exc:
         return _fail(str(exc))
+    finally:
+        runtime.close()
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """Staff accounts from the command line: the way to make the first administrator."""
+    import getpass
+
+    from esitieto.accounts import AccountChange, AccountError, create_account, list_accounts
+    from esitieto.runtime import Runtime
+    from models import Role
+
+    runtime = Runtime(Settings())
+    try:
+        runtime.db.migrate()
+        if args.action == "list":
+            with runtime.db.session() as session:
+                for account in list_accounts(session):
+                    print(json.dumps({
+                        "username": account.username, "name": account.display_name,
+                        "role": account.role, "stations": account.station_ids,
+                        "active": account.is_active,
+                    }, ensure_ascii=False))  # fmt: skip
+            return 0
+        if not args.username:
+            return _fail("users add: give --username")
+        password = (
+            sys.stdin.readline().rstrip("\n")
+            if args.password_stdin
+            else getpass.getpass(f"Password for {args.username}: ")
+        )
+        change = AccountChange(
+            display_name=args.name or args.username,
+            role=Role(args.role),
+            station_ids=args.station,
+            password=password,
+        )
+        with runtime.db.session() as session:
+            create_account(session, None, args.username, change)
+        print(json.dumps({"user": args.username, "role": args.role, "stations": args.station}))
+        return 0
+    except AccountError as exc:
+        return _fail(f"users add: {exc.code.replace('_', ' ')}")
     finally:
         runtime.close()
 

@@ -107,10 +107,12 @@ class WebSettings(BaseModel):
 
 class DemoSettings(BaseModel):
     enabled: bool = True
-    """Seed the demo station and the demo nurse when the database has no stations."""
+    """Seed the demo station and one demo account per role (all with the demo password)."""
     station_id: str = "demo"
     phone_number: str = "+358900000000"
     nurse_username: str = "hoitaja"
+    lead_username: str = "osastonhoitaja"
+    admin_username: str = "paakayttaja"
     nurse_password: SecretStr | None = None
 
 

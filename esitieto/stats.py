@@ -13,8 +13,9 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +24,17 @@ from models import Call, Callback, CallerFeedback, Recording, RecordingState, Su
 from pretriage.service import agreement
 
 YES = 1
+LOCAL_TZ = ZoneInfo("Europe/Helsinki")
+"""Periods are the stations' local days: a station lead's 'Monday' starts at local midnight."""
+
+
+def local_days(first: date, last: date) -> tuple[datetime, datetime]:
+    """[since, until) in UTC covering the local days ``first`` to ``last`` inclusive."""
+    since = datetime.combine(first, time(0), LOCAL_TZ).astimezone(UTC)
+    until = datetime.combine(last + timedelta(days=1), time(0), LOCAL_TZ).astimezone(UTC)
+    return since, until
+
+
 """The survey's keypad answer for yes (2 is no)."""
 
 
@@ -34,6 +46,16 @@ class SurveyFigure:
     @property
     def share_yes(self) -> float | None:
         return round(self.yes / self.answers, 3) if self.answers else None
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """One bar of the timeline: calls that started in [start, start + step)."""
+
+    start: datetime
+    calls: int
+    submissions: int
+    routing: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,9 @@ class Stats:
     rerouted: int
     processing_median_s: float | None
     """From hang-up to the case being ready on the worklist."""
+    timeline: list[Bucket] = field(default_factory=list)
+    """Calls over the period: by hour for a period of a day or less, else by day."""
+    timeline_step: str = "day"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -72,6 +97,7 @@ class Stats:
         out["period_from"] = self.period_from.isoformat()
         out["period_to"] = self.period_to.isoformat()
         out["completion_rate"] = self.completion_rate
+        out["timeline"] = [{**asdict(b), "start": b.start.isoformat()} for b in self.timeline]
         out["survey"] = {
             q: {"answers": f.answers, "yes": f.yes, "share_yes": f.share_yes}
             for q, f in self.survey.items()
@@ -83,7 +109,11 @@ class Stats:
         rows: list[tuple[str, str]] = []
 
         def walk(prefix: str, value: object) -> None:
-            if isinstance(value, dict):
+            if prefix == "timeline" and isinstance(value, list):
+                for bucket in value:  # timeline.<start>.calls, … one row each
+                    start = bucket["start"]
+                    walk(f"timeline.{start}", {k: v for k, v in bucket.items() if k != "start"})
+            elif isinstance(value, dict):
                 for k, v in value.items():
                     walk(f"{prefix}.{k}" if prefix else str(k), v)
             elif isinstance(value, list):
@@ -150,6 +180,7 @@ def compute(
         if c.ready_at is not None and c.ended_at is not None
     ]
     agreed = agreement(session, stations, since, until)
+    step_name, timeline = _timeline(calls, with_words, since, until)
     return Stats(
         stations=stations,
         period_from=since,
@@ -170,4 +201,33 @@ def compute(
         lowered=agreed.lowered,
         rerouted=agreed.rerouted,
         processing_median_s=round(statistics.median(processing), 1) if processing else None,
+        timeline=timeline,
+        timeline_step=step_name,
     )
+
+
+MAX_BUCKETS = 400
+"""A longer period is cut to this many bars (a year by day): enough for any chart."""
+
+
+def _timeline(
+    calls: Iterable[Any], with_words: set[str], since: datetime, until: datetime
+) -> tuple[str, list[Bucket]]:
+    step_name, step = (
+        ("hour", timedelta(hours=1)) if until - since <= timedelta(days=1)
+        else ("day", timedelta(days=1))
+    )  # fmt: skip
+    count = min(MAX_BUCKETS, max(1, -(-(until - since) // step)))
+    totals = [0] * count
+    words = [0] * count
+    routes: list[Counter[str]] = [Counter() for _ in range(count)]
+    for call in calls:
+        index = int((call.started_at - since) // step)
+        if 0 <= index < count:
+            totals[index] += 1
+            words[index] += call.id in with_words
+            if call.route:
+                routes[index][call.route] += 1
+    return step_name, [
+        Bucket(since + i * step, totals[i], words[i], dict(routes[i])) for i in range(count)
+    ]

@@ -17,7 +17,7 @@ from models.call import (
     TriageDecision,
 )
 from models.job import Job, JobKind, JobState
-from models.station import Station, StationMembership, User
+from models.station import Role, Station, StationMembership, User
 
 __all__ = [
     "AuditEvent",
@@ -32,6 +32,7 @@ __all__ = [
     "JobState",
     "Recording",
     "RecordingState",
+    "Role",
     "Station",
     "StationMembership",
     "Summary",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, IdMixin, utcnow
@@ -50,14 +51,32 @@ class Station(Base):
         return "sv" if self.language == "sv" else "fi"
 
 
+class Role(StrEnum):
+    """What a staff member may do; which stations they see is set by memberships."""
+
+    NURSE = "nurse"
+    """Works the worklist and the cases."""
+    STATION_LEAD = "station_lead"
+    """A nurse who also follows the station's adoption figures."""
+    ADMIN = "admin"
+    """Also manages staff accounts and their stations."""
+
+
 class User(IdMixin, Base):
     __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("sso_issuer", "sso_subject", name="uq_users_sso"),)
 
     username: Mapped[str] = mapped_column(String(150), unique=True)
     display_name: Mapped[str] = mapped_column(String(200))
-    password_hash: Mapped[str] = mapped_column(String(255))
-    role: Mapped[str] = mapped_column(String(16), default="nurse")
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    """None for an account that signs in only through single sign-on."""
+    role: Mapped[str] = mapped_column(String(16), default=Role.NURSE)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
+    """The staff pages' language (fi/sv/en); None: the browser's preference."""
+    sso_issuer: Mapped[str | None] = mapped_column(String(255), default=None)
+    sso_subject: Mapped[str | None] = mapped_column(String(255), default=None)
+    """The county's OpenID Connect ``iss`` and ``sub`` for this account, once linked."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: espeak-ng (synthetic callers), sox and ffmpeg (telephone
-# audio), PostgreSQL (database tests run on it too). Installs only what is missing.
+# audio), PostgreSQL (database tests run on it too), Chromium (browser tests of the staff pages;
+# Playwright drives Debian's binary, nothing is downloaded). Installs only what is missing.
 set -euo pipefail
-declare -A need=([espeak-ng]=espeak-ng [sox]=sox [ffmpeg]=ffmpeg [pg_ctlcluster]=postgresql)
+declare -A need=([espeak-ng]=espeak-ng [sox]=sox [ffmpeg]=ffmpeg [pg_ctlcluster]=postgresql [chromium]=chromium)
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")

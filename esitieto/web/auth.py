@@ -1,41 +1,76 @@
-"""Local accounts: argon2 password hashes, a signed session cookie and CSRF tokens.
+"""Staff sign-in: local accounts (argon2), a signed session cookie, CSRF tokens and roles.
 
-Pages depend on ``current_user``; a single sign-on provider can later set the same session
-fields after its own login, with no change to the pages.
+How a user proved who they are is kept apart from what they may do. ``start_session`` is the
+one way into a session; the password form calls it today, and the county's single sign-on
+(OpenID Connect) callback will call it later, after finding the account by the token's
+``iss`` and ``sub`` (``User.sso_issuer``/``sso_subject``). Pages only ever depend on
+``current_user`` and ``require``, so nothing behind them changes when SSO arrives.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models import StationMembership, User
+from esitieto.runtime import Runtime, get_runtime
+from models import Role, StationMembership, User
 
 _hasher = PasswordHasher()
 # Verifying against this keeps a wrong username as slow as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+MIN_PASSWORD_LENGTH = 12
 
 
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def password_problem(password: str) -> str | None:
+    """Why a new password is not good enough (None: it is)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return "too_short"
+    if len(set(password)) < 5:
+        return "too_simple"
+    return None
+
+
 def authenticate(session: Session, username: str, password: str) -> User | None:
     user = session.scalar(select(User).where(User.username == username.strip()))
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or stored is _DUMMY_HASH:
         return None
     return user
+
+
+class Permission(StrEnum):
+    CASES = "cases"
+    """The worklist and the cases of the user's stations, and the actions on them."""
+    DASHBOARD = "dashboard"
+    """The adoption figures of the user's stations (page, JSON and CSV)."""
+    STAFF = "staff"
+    """Staff accounts: create, change role and stations, deactivate, reset password."""
+
+
+ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
+    Role.NURSE: frozenset({Permission.CASES}),
+    Role.STATION_LEAD: frozenset({Permission.CASES, Permission.DASHBOARD}),
+    Role.ADMIN: frozenset({Permission.CASES, Permission.DASHBOARD, Permission.STAFF}),
+}
 
 
 @dataclass(frozen=True)
@@ -45,6 +80,10 @@ class StaffUser:
     display_name: str
     role: str
     station_ids: frozenset[str]
+    language: str | None = None
+
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS.get(self.role, frozenset())
 
 
 class LoginRequired(Exception):
@@ -58,7 +97,41 @@ def load_staff_user(session: Session, user_id: str) -> StaffUser | None:
     stations = session.scalars(
         select(StationMembership.station_id).where(StationMembership.user_id == user.id)
     ).all()
-    return StaffUser(user.id, user.username, user.display_name, user.role, frozenset(stations))
+    return StaffUser(
+        user.id, user.username, user.display_name, user.role, frozenset(stations), user.language
+    )
+
+
+def start_session(request: Request, user_id: str, method: str) -> None:
+    """Sign ``user_id`` in: a fresh session (no fixation), remembering how they signed in."""
+    language = request.session.get("lang")
+    request.session.clear()
+    request.session.update({"uid": user_id, "auth": method})
+    if language:
+        request.session["lang"] = language
+
+
+def current_user(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> StaffUser:
+    user_id = request.session.get("uid")
+    if not user_id:
+        raise LoginRequired
+    with runtime.db.session() as session:
+        user = load_staff_user(session, str(user_id))
+    if user is None:  # deactivated or removed since sign-in
+        request.session.clear()
+        raise LoginRequired
+    return user
+
+
+def require(permission: Permission) -> Callable[..., StaffUser]:
+    """A dependency: the signed-in user, if their role allows ``permission`` (else 403)."""
+
+    def dependency(user: Annotated[StaffUser, Depends(current_user)]) -> StaffUser:
+        if not user.can(permission):
+            raise HTTPException(status_code=403, detail="your role does not allow this")
+        return user
+
+    return dependency
 
 
 def csrf_token(request: Request) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT = "fi"
+LANGUAGES = ("fi", "sv", "en")
+"""The staff pages' languages, in the order the language switch shows them."""
 
 
 class Messages:

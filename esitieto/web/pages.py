@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import (
@@ -24,16 +23,17 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from esitieto.runtime import Runtime, get_runtime
-from esitieto.stats import compute
+from esitieto.stats import LOCAL_TZ, Stats, compute, local_days
 from esitieto.web.auth import (
-    LoginRequired,
+    Permission,
     StaffUser,
     authenticate,
     check_csrf,
     csrf_token,
-    load_staff_user,
+    require,
+    start_session,
 )
-from esitieto.web.i18n import messages
+from esitieto.web.i18n import DEFAULT, LANGUAGES, Messages, messages
 from models import (
     AuditEvent,
     Call,
@@ -45,6 +45,7 @@ from models import (
     TriageDecision,
     utcnow,
 )
+from models import User as UserRow
 from pretriage.ruleset import default_ruleset
 from pretriage.service import Override, override_triage
 
@@ -52,34 +53,48 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 WORKLIST_LIMIT = 200
-DISPLAY_TZ = ZoneInfo("Europe/Helsinki")
+DISPLAY_TZ = LOCAL_TZ
 
 Rt = Annotated[Runtime, Depends(get_runtime)]
 
 
-def current_user(request: Request, runtime: Rt) -> StaffUser:
-    user_id = request.session.get("uid")
-    if not user_id:
-        raise LoginRequired
-    with runtime.db.session() as session:
-        user = load_staff_user(session, str(user_id))
-    if user is None:
-        request.session.clear()
-        raise LoginRequired
-    return user
+User = Annotated[StaffUser, Depends(require(Permission.CASES))]
+Lead = Annotated[StaffUser, Depends(require(Permission.DASHBOARD))]
 
 
-User = Annotated[StaffUser, Depends(current_user)]
+def page_language(request: Request, user: StaffUser | None = None) -> str:
+    """The user's chosen language, else this browser session's choice, else the browser's
+    preference among the catalogues, else Finnish."""
+    if user is not None and user.language in LANGUAGES:
+        return str(user.language)
+    chosen = request.session.get("lang")
+    if chosen in LANGUAGES:
+        return str(chosen)
+    for part in request.headers.get("accept-language", "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in LANGUAGES:
+            return code
+    return DEFAULT
 
 
-def _render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    context = {"t": messages(), "csrf": csrf_token(request), "tz": DISPLAY_TZ, **context}
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    language = page_language(request, context.get("user"))
+    context = {
+        "t": messages(language),
+        "lang": language,
+        "languages": LANGUAGES,
+        "csrf": csrf_token(request),
+        "tz": DISPLAY_TZ,
+        "Permission": Permission,
+        "path": request.url.path,
+        **context,
+    }
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
-    return _render(request, "login.html", {"error": None})
+    return render(request, "login.html", {"error": None})
 
 
 @router.post("/login")
@@ -103,10 +118,32 @@ def login(
         )
         user_id = user.id if user else None
     if user_id is None:
-        return _render(request, "login.html", {"error": messages().login_failed}, status=401)
-    request.session.clear()  # a new session on login: no fixation
-    request.session["uid"] = user_id
+        t = messages(page_language(request))
+        return render(request, "login.html", {"error": t.login_failed}, status=401)
+    start_session(request, user_id, method="password")
     return RedirectResponse("/", status_code=303)
+
+
+@router.post("/language")
+def choose_language(
+    request: Request,
+    runtime: Rt,
+    lang: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+    csrf: Annotated[str | None, Form()] = None,
+) -> Response:
+    """The pages' language: kept in the session, and on the account when signed in."""
+    check_csrf(request, csrf)
+    if lang not in LANGUAGES:
+        raise HTTPException(status_code=400, detail="unknown language")
+    request.session["lang"] = lang
+    if user_id := request.session.get("uid"):
+        with runtime.db.session() as session:
+            if (account := session.get(UserRow, str(user_id))) is not None:
+                account.language = lang
+    # Only back to a page of this site.
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/logout")
@@ -160,7 +197,7 @@ def worklist(
             }
             for call, cb, data in rows
         ]
-        return _render(
+        return render(
             request,
             "worklist.html",
             {"user": user, "cases": cases, "state": state, "route": route,
@@ -223,7 +260,7 @@ PERIODS = {"day": 1, "week": 7, "month": 30}
 def dashboard(
     request: Request,
     runtime: Rt,
-    user: User,
+    user: Lead,
     station: str | None = None,
     period: str = "week",
     to: str | None = None,
@@ -233,18 +270,18 @@ def dashboard(
     days = PERIODS.get(period, 7)
     stations = sorted(user.station_ids)
     chosen = station if station in user.station_ids else (stations[0] if stations else None)
-    try:  # the period ends with the day ``to`` (default: today)
-        last = datetime.fromisoformat(to).replace(tzinfo=UTC) if to else utcnow()
+    try:  # the period ends with the local day ``to`` (default: today)
+        last = date.fromisoformat(to) if to else datetime.now(LOCAL_TZ).date()
     except ValueError:
-        last = utcnow()
-    until = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    since = until - timedelta(days=days)
+        last = datetime.now(LOCAL_TZ).date()
+    first = last - timedelta(days=days - 1)
+    since, until = local_days(first, last)
     with runtime.db.session() as session:
         figures = compute(session, [chosen] if chosen else [], since, until)
         names = dict(
             session.execute(select(Station.id, Station.name).where(Station.id.in_(stations))).all()
         )
-    return _render(
+    return render(
         request,
         "dashboard.html",
         {
@@ -255,12 +292,88 @@ def dashboard(
             "period": period if period in PERIODS else "week",
             "periods": list(PERIODS),
             "csv_url": (
-                f"/api/v1/stats?station={chosen}&from={since.date().isoformat()}"
-                f"&to={until.date().isoformat()}&format=csv"
+                f"/api/v1/stats?station={chosen}&from={first.isoformat()}"
+                f"&to={(last + timedelta(days=1)).isoformat()}&format=csv"
             ),
             "bars": _bars,
+            "timeline": timeline_chart(figures),
+            "zip": zip,
+            "first": first,
+            "last": last,
         },
     )
+
+
+TIMELINE_ROUTES = ("nurse_queue", "callback", "digital_path", "unknown")
+"""The stacking order of the timeline's bars (``unknown``: not routed, e.g. still in a call)."""
+
+
+@dataclass(frozen=True)
+class TimelineBar:
+    label: str
+    """Axis label; empty where labels would crowd."""
+    title: str
+    """The bar's full period, for its tooltip and the table."""
+    x: float
+    width: float
+    calls: int
+    submissions: int
+    segments: list[tuple[str, float, float, int]]
+    """(route, y, height, count) from the bottom up, in the SVG's units."""
+
+
+@dataclass(frozen=True)
+class TimelineChart:
+    step: str
+    top: int
+    """The y axis' top value (at least 1)."""
+    bars: list[TimelineBar]
+    width: int = 640
+    height: int = 200
+    plot_top: int = 10
+    plot_bottom: int = 170
+    plot_left: int = 36
+
+
+def timeline_chart(figures: Stats) -> TimelineChart:
+    """Calls over the period as stacked bars by route (drawn in SVG by the template)."""
+    chart = TimelineChart(figures.timeline_step, 1, [])
+    buckets = figures.timeline
+    if not buckets:
+        return chart
+    top = max(max(b.calls for b in buckets), 1)
+    span = chart.plot_bottom - chart.plot_top
+    slot = (chart.width - chart.plot_left - 4) / len(buckets)
+    every = max(1, round(len(buckets) / 8))
+    bars = []
+    for i, b in enumerate(buckets):
+        local = b.start.astimezone(DISPLAY_TZ)
+        hourly = figures.timeline_step == "hour"
+        label = local.strftime("%H") if hourly else local.strftime("%d.%m.")
+        title = local.strftime("%d.%m. %H:00") if hourly else label
+        y = float(chart.plot_bottom)
+        segments = []
+        counted = 0
+        for route in TIMELINE_ROUTES:
+            count = b.routing.get(route, 0) if route != "unknown" else b.calls - counted
+            counted += count if route != "unknown" else 0
+            if count <= 0:
+                continue
+            height = span * count / top
+            y -= height
+            segments.append((route, round(y, 1), round(height, 1), count))
+        bars.append(
+            TimelineBar(
+                label if i % every == 0 else "",
+                title,
+                round(chart.plot_left + i * slot + slot * 0.1, 1),
+                round(slot * 0.8, 1),
+                b.calls,
+                b.submissions,
+                segments,
+            )
+        )
+    return TimelineChart(figures.timeline_step, top, bars)
 
 
 def _bars(counts: dict[str, int], labels: dict[str, str]) -> list[dict[str, Any]]:
@@ -278,10 +391,10 @@ def case_page(call_id: str, request: Request, runtime: Rt, user: User, saved: in
         call = _visible_call(session, call_id, user)
         context = _case_context(session, call, user)
         _audit_case(session, user, call, "view_case")
-        return _render(
+        return render(
             request,
             "case.html",
-            {**context, "notice": messages().override_saved if saved else None},
+            {**context, "notice": messages(page_language(request, user)).saved if saved else None},
         )
 
 
@@ -308,10 +421,14 @@ def override_case(
         except (ValidationError, ValueError) as exc:
             session.rollback()
             call = _visible_call(session, call_id, user)
-            return _render(
+            return render(
                 request,
                 "case.html",
-                {**_case_context(session, call, user), "error": _override_error(exc), "form": form},
+                {
+                    **_case_context(session, call, user),
+                    "error": _override_error(exc, messages(page_language(request, user))),
+                    "form": form,
+                },
                 status=422,
             )
     return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
@@ -370,9 +487,8 @@ def summary_feedback(
     return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
 
 
-def _override_error(exc: Exception) -> str:
+def _override_error(exc: Exception, t: Messages) -> str:
     """The nurse's words for what is wrong with the override form."""
-    t = messages()
     text = str(exc)
     for needle, message in (
         ("urgent case cannot go to a digital path", t.override_digital_urgent),

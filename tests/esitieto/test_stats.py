@@ -153,12 +153,12 @@ def test_an_empty_period_has_no_rates_rather_than_zeros(runtime: Runtime) -> Non
     assert got.callback_delay_median_min is None and got.agreement_rate is None
 
 
-def _login(client: TestClient) -> None:
+def _login(client: TestClient, username: str = "osastonhoitaja") -> None:
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
     assert token
     client.post(
         "/login",
-        data={"username": "hoitaja", "password": "demo-password", "csrf": token.group(1)},
+        data={"username": username, "password": "demo-password", "csrf": token.group(1)},
     )
 
 
@@ -175,7 +175,7 @@ def test_the_stats_api_as_json_and_csv_for_the_users_stations(
     assert as_csv.headers["content-type"].startswith("text/csv")
     rows = dict(csv.reader(io.StringIO(as_csv.text)))
     assert rows["calls"] == "5" and rows["routing.callback"] == "3"
-    # another station's figures are not the nurse's to see
+    # another station's figures are not the station lead's to see
     assert client.get("/api/v1/stats?station=other").status_code == 404
     assert client.get("/api/v1/stats?from=yesterday").status_code == 400
     assert client.get("/api/v1/stats?from=2026-11-17&to=2026-11-16").status_code == 400
@@ -194,5 +194,42 @@ def test_the_dashboard_shows_the_figures_as_charts(client: TestClient, runtime: 
     survey = re.search(r'<svg class="bars" id="chart-survey".*?</svg>', page.text, re.S)
     assert survey and "50 % / 2" in survey.group(0)
     assert "format=csv" in page.text
+    timeline = re.search(r'<svg class="timeline" id="chart-timeline".*?</svg>', page.text, re.S)
+    assert timeline and timeline.group(0).count('<g class="tbar">') == 24  # by hour
+    assert timeline.group(0).count("<rect") == 5  # one routed call in each of five hours
+    assert timeline.group(0).count('class="r-callback"') == 3
+    assert "16.11. 08:00: 1" not in timeline.group(0)  # hours are the station's local time
+    assert "16.11. 10:00: 1" in timeline.group(0)  # c1 at 08:00 UTC is 10:00 in Helsinki
     week = client.get("/dashboard?station=demo&period=week&to=2026-11-17").text
     assert 'id="fig-calls">6<' in week  # the day after is in the week
+
+
+def test_nurses_work_cases_and_station_leads_see_the_figures(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _login(client, "hoitaja")
+    assert client.get("/api/v1/stats").status_code == 403
+    assert client.get("/dashboard").status_code == 403
+    assert 'href="/dashboard"' not in client.get("/").text
+    client.cookies.clear()
+    _login(client, "osastonhoitaja")
+    worklist = client.get("/").text
+    assert 'href="/dashboard"' in worklist and 'href="/admin/staff"' not in worklist
+    assert client.get("/admin/staff").status_code == 403
+
+
+def test_the_timeline_counts_calls_by_hour_for_a_day_and_by_day_for_a_week(
+    runtime: Runtime,
+) -> None:
+    fixture(runtime)
+    with runtime.db.session() as s:
+        day = compute(s, ["demo"], DAY, DAY + timedelta(days=1))
+        week = compute(s, ["demo"], DAY, DAY + timedelta(days=7))
+    assert day.timeline_step == "hour" and len(day.timeline) == 24
+    assert [b.calls for b in day.timeline[8:13]] == [1, 1, 1, 1, 1]  # c1…c5, 8 to 12 o'clock
+    assert [b.submissions for b in day.timeline[8:13]] == [1, 1, 1, 0, 0]
+    assert sum(b.calls for b in day.timeline) == day.calls
+    assert sum(b.submissions for b in day.timeline) == day.submissions
+    assert week.timeline_step == "day" and len(week.timeline) == 7
+    assert [b.calls for b in week.timeline][:2] == [5, 1]
+    assert week.timeline[0].routing == day.routing

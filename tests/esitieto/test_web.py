@@ -189,7 +189,7 @@ def test_a_nurse_overrides_pretriage_and_both_decisions_show(
     saved = client.post(f"/cases/{case_id}/override", data=form, follow_redirects=False)
     assert saved.status_code == 303
     page = client.get(saved.headers["location"])
-    assert "Arvio tallennettu" in page.text
+    assert "Tallennettu." in page.text
     assert "Hoitajan arvio" in page.text and "Automaattinen esiarvio" in page.text
     with runtime.db.session() as s:
         call = s.get(Call, case_id)

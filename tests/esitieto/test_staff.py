@@ -1,0 +1,198 @@
+"""Roles, the administrator's staff page, the account rules and the pages' language."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from esitieto.accounts import AccountChange, AccountError, create_account, update_account
+from esitieto.runtime import Runtime
+from esitieto.web.auth import authenticate
+from esitieto.web.i18n import LANGUAGES, messages
+from models import AuditEvent, Role, Station, StationMembership, User
+from tests.esitieto.test_web import _csrf, login
+
+STRONG = "pitkä ja vahva lause 42"
+
+
+def _new_user_form(client: TestClient, **overrides: object) -> dict[str, object]:
+    form: dict[str, object] = {
+        "username": "uusi.hoitaja",
+        "display_name": "Uusi Hoitaja",
+        "role": "nurse",
+        "station": ["demo"],
+        "password": STRONG,
+        "csrf": _csrf(client, "/admin/staff"),
+    }
+    form.update(overrides)
+    return form
+
+
+def test_an_administrator_creates_a_nurse_who_then_sees_only_her_station(
+    client: TestClient, runtime: Runtime
+) -> None:
+    with runtime.db.session() as s:
+        s.add(Station(id="other", name="Toinen", phone_number="+358900000077"))
+    assert login(client, "paakayttaja").status_code == 303
+    page = client.get("/admin/staff")
+    assert page.status_code == 200 and "hoitaja" in page.text
+    made = client.post("/admin/staff", data=_new_user_form(client), follow_redirects=False)
+    assert made.status_code == 303
+    with runtime.db.session() as s:
+        user = s.scalar(select(User).where(User.username == "uusi.hoitaja"))
+        assert user is not None and user.role == Role.NURSE
+        assert user.password_hash and STRONG not in user.password_hash
+        stations = s.scalars(
+            select(StationMembership.station_id).where(StationMembership.user_id == user.id)
+        ).all()
+        assert stations == ["demo"]
+        audit = s.scalar(select(AuditEvent).where(AuditEvent.action == "staff_created"))
+        assert audit is not None and audit.object_id == user.id
+        assert STRONG not in str(audit.detail) and audit.detail["password_set"] is True
+    client.cookies.clear()
+    assert login(client, "uusi.hoitaja", STRONG).status_code == 303
+    assert client.get("/").status_code == 200
+    assert client.get("/admin/staff").status_code == 403
+    assert client.get("/dashboard").status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message_key"),
+    [
+        ({"password": "lyhyt"}, "password_too_short"),
+        ({"password": "aaaaaaaaaaaaaaaa"}, "password_too_simple"),
+        ({"username": "hoitaja"}, "username_taken"),
+        ({"username": "kaksi sanaa"}, "bad_username"),
+        ({"station": ["nowhere"]}, "unknown_station"),
+        ({"role": "superuser"}, "invalid"),
+    ],
+)
+def test_a_bad_account_form_is_shown_again_with_the_reason(
+    client: TestClient, runtime: Runtime, overrides: dict[str, object], message_key: str
+) -> None:
+    login(client, "paakayttaja")
+    answer = client.post("/admin/staff", data=_new_user_form(client, **overrides))
+    assert answer.status_code == 422
+    assert messages("fi").staff_errors[message_key] in answer.text
+    with runtime.db.session() as s:
+        assert s.scalar(select(User).where(User.display_name == "Uusi Hoitaja")) is None
+
+
+def test_an_administrator_changes_a_role_and_deactivates_an_account(
+    client: TestClient, runtime: Runtime
+) -> None:
+    with runtime.db.session() as s:
+        nurse_id = s.scalar(select(User.id).where(User.username == "hoitaja"))
+    login(client, "paakayttaja")
+    form = {
+        "display_name": "Demo-hoitaja",
+        "role": "station_lead",
+        "station": ["demo"],
+        "is_active": "on",
+        "password": "",
+        "csrf": _csrf(client, f"/admin/staff/{nurse_id}"),
+    }
+    assert client.post(f"/admin/staff/{nurse_id}", data=form).status_code == 200
+    with runtime.db.session() as s:
+        nurse = s.get(User, nurse_id)
+        assert nurse is not None and nurse.role == Role.STATION_LEAD
+    # unchecked "active": the account can no longer sign in, and its session ends
+    other = TestClient(client.app)
+    assert login(other, "hoitaja").status_code == 303
+    form.pop("is_active")
+    assert client.post(f"/admin/staff/{nurse_id}", data=form).status_code == 200
+    assert login(TestClient(client.app), "hoitaja").status_code == 401
+    assert other.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_an_administrator_cannot_lock_themselves_out(runtime: Runtime) -> None:
+    with runtime.db.session() as s:
+        admin = s.scalar(select(User).where(User.username == "paakayttaja"))
+        assert admin is not None
+        change = AccountChange(display_name="Minä", role=Role.NURSE, station_ids=["demo"])
+        with pytest.raises(AccountError) as err:
+            update_account(s, admin.id, admin.id, change)
+        assert err.value.code == "own_admin"
+
+
+def test_create_account_and_sign_in_without_the_web(runtime: Runtime) -> None:
+    change = AccountChange(display_name="Komento", role=Role.ADMIN, password=STRONG)
+    with runtime.db.session() as s:
+        create_account(s, None, "komento", change)
+    with runtime.db.session() as s:
+        assert authenticate(s, "komento", STRONG) is not None
+        assert authenticate(s, "komento", STRONG + "x") is None
+
+
+def test_an_sso_only_account_cannot_sign_in_with_a_password(runtime: Runtime) -> None:
+    with runtime.db.session() as s:
+        s.add(
+            User(
+                username="sso.user",
+                display_name="SSO",
+                password_hash=None,
+                sso_issuer="https://login.example-county.fi",
+                sso_subject="abc-123",
+            )
+        )
+    with runtime.db.session() as s:
+        assert authenticate(s, "sso.user", "") is None
+        assert authenticate(s, "sso.user", "anything at all") is None
+
+
+def test_every_catalogue_has_every_message() -> None:
+    def keys(data: object, prefix: str = "") -> set[str]:
+        if not isinstance(data, dict):
+            return {prefix}
+        return set().union(*(keys(v, f"{prefix}.{k}") for k, v in data.items()))
+
+    finnish = keys(messages("fi")._data)
+    for language in LANGUAGES:
+        assert keys(messages(language)._data) == finnish, language
+
+
+def test_the_pages_follow_the_browser_then_the_users_choice(
+    client: TestClient, runtime: Runtime
+) -> None:
+    swedish = client.get("/login", headers={"Accept-Language": "sv-FI,sv;q=0.9,en;q=0.5"})
+    assert 'lang="sv"' in swedish.text and messages("sv").login_title in swedish.text
+    login(client)
+    choose = {"lang": "en", "next": "/?state=all", "csrf": _csrf(client, "/")}
+    moved = client.post("/language", data=choose, follow_redirects=False)
+    assert moved.headers["location"] == "/?state=all"
+    page = client.get("/").text
+    assert 'lang="en"' in page and messages("en").worklist_title in page
+    with runtime.db.session() as s:
+        assert s.scalar(select(User.language).where(User.username == "hoitaja")) == "en"
+    # the account's choice follows the nurse to another browser
+    other = TestClient(client.app)
+    login(other)
+    assert messages("en").worklist_title in other.get("/").text
+    # only pages of this site
+    choose = {"lang": "fi", "next": "//evil.example/", "csrf": _csrf(client, "/")}
+    assert client.post("/language", data=choose, follow_redirects=False).headers["location"] == "/"
+
+
+def test_the_first_administrator_is_made_on_the_command_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESITIETO_")}
+    env.update(ESITIETO_DATA_DIR=str(tmp_path), ESITIETO_DEMO__ENABLED="false")
+    cli = [sys.executable, "-m", "esitieto.cli", "users"]
+    add = [*cli, "add", "--username", "admin", "--role", "admin", "--password-stdin"]
+    made = subprocess.run(add, input=STRONG + "\n", env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    assert STRONG not in made.stdout + made.stderr
+    again = subprocess.run(add, input=STRONG + "\n", env=env, capture_output=True, text=True)
+    assert again.returncode == 2 and "username taken" in again.stderr
+    weak = [*cli, "add", "--username", "other", "--password-stdin"]
+    short = subprocess.run(weak, input="short\n", env=env, capture_output=True, text=True)
+    assert short.returncode == 2 and "password too short" in short.stderr
+    listed = subprocess.run([*cli, "list"], env=env, capture_output=True, text=True)
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["username"], r["role"]) for r in rows] == [("admin", "admin")]
