@@ -4,67 +4,16 @@ caller played through ``esitieto simulate-call`` in another, and the case on the
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.e2e.conftest import ESITIETO
+
 pytestmark = pytest.mark.slow
-
-ESITIETO = [sys.executable, "-m", "esitieto.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def app_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESITIETO_")}
-    env.update(
-        ESITIETO_DATA_DIR=str(tmp_path / "var"),
-        ESITIETO_DEMO__NURSE_PASSWORD="e2e-password",
-        ESITIETO_WORKER__POLL_INTERVAL_S="0.1",
-    )
-    return env
-
-
-@pytest.fixture
-def server(app_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [*ESITIETO, "serve", "--port", str(port)],
-        env=app_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError((tmp_path / "serve.log").read_text())
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
 
 
 def _simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

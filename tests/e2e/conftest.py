@@ -1,0 +1,74 @@
+"""The app as a user meets it: ``esitieto serve`` in its own process, on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ESITIETO = [sys.executable, "-m", "esitieto.cli"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def app_environment(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESITIETO_")}
+    env.update(
+        ESITIETO_DATA_DIR=str(data_dir),
+        ESITIETO_DEMO__NURSE_PASSWORD="e2e-password",
+        ESITIETO_WORKER__POLL_INTERVAL_S="0.1",
+    )
+    return env
+
+
+@contextmanager
+def running_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """``esitieto serve`` until the block ends; yields its base URL once it answers."""
+    port = _free_port()
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [*ESITIETO, "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(log_path.read_text())
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture
+def app_env(tmp_path: Path) -> dict[str, str]:
+    return app_environment(tmp_path / "var")
+
+
+@pytest.fixture
+def server(app_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    with running_app(app_env, tmp_path / "serve.log") as url:
+        yield url
