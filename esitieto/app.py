@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from esitieto import api
@@ -26,6 +28,8 @@ from models import Station
 from voicebot import endpoints as voicebot_endpoints
 
 log = logging.getLogger(__name__)
+
+MACHINE_PATHS = ("/api/", "/twilio/", "/healthz", "/static/", "/openapi.json", "/docs")
 
 
 def prepare(runtime: Runtime) -> DemoLogin | None:
@@ -100,6 +104,14 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(staff.router)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _error_page(request: Request, exc: StarletteHTTPException) -> Response:
+        """Staff pages answer errors with a page in the user's language; the webhooks and
+        the JSON API keep FastAPI's JSON answers."""
+        if request.url.path.startswith(MACHINE_PATHS) or request.method not in ("GET", "POST"):
+            return await http_exception_handler(request, exc)
+        return pages.error_page(request, exc.status_code)
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, exc: LoginRequired) -> Response:

@@ -140,7 +140,7 @@ def run(
             with db.begin() as conn:  # the nurses are in: every branch is reachable
                 conn.execute(
                     text("UPDATE stations SET opening_hours = :h"),
-                    {"h": '{"mon-sun": "00:00-23:59"}'},
+                    {"h": '{"mon-sun": "00:00-24:00"}'},
                 )
                 to_number = conn.execute(text("SELECT phone_number FROM stations")).scalar_one()
             db.dispose()

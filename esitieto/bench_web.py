@@ -111,11 +111,15 @@ def run(cases: int = 5000, repeats: int = 20) -> dict[str, Any]:
         with TestClient(create_app(runtime=rt)) as client:
             token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
             assert token is not None
-            client.post("/login", data={"username": "hoitaja", "password": "bench-password",
+            # The station lead sees both the worklist and the dashboard.
+            client.post("/login", data={"username": "osastonhoitaja",
+                                        "password": "bench-password",
                                         "csrf": token.group(1)})  # fmt: skip
             pages = {
                 "worklist (active)": "/",
                 "worklist (all)": "/?state=all",
+                "dashboard (day)": "/dashboard?period=day",
+                "dashboard (week)": "/dashboard?period=week",
                 "dashboard (month)": "/dashboard?period=month",
             }
             for name, url in pages.items():

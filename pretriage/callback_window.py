@@ -53,7 +53,10 @@ class OpeningHours:
             if not (0 <= h1 < 24 and 0 <= h2 <= 24 and m1 < 60 and m2 < 60):
                 raise OpeningHoursError(f"opening hours {key!r}: no such time in {value!r}")
             opens = time(h1, m1)
-            closes = time(23, 59) if h2 == 24 else time(h2, m2)
+            # 24:00 is the end of the day: open through 23:59:59, never a closed last minute.
+            closes = time.max if h2 == 24 and m2 == 0 else time(h2 % 24, m2)
+            if h2 == 24 and m2:
+                raise OpeningHoursError(f"opening hours {key!r}: no such time in {value!r}")
             if closes <= opens:
                 raise OpeningHoursError(f"opening hours {key!r}: closes before it opens")
             for d in days:
@@ -66,7 +69,12 @@ class OpeningHours:
         if span is None:
             return None
         opens = day.replace(hour=span[0].hour, minute=span[0].minute, second=0, microsecond=0)
-        closes = day.replace(hour=span[1].hour, minute=span[1].minute, second=0, microsecond=0)
+        closes = day.replace(
+            hour=span[1].hour,
+            minute=span[1].minute,
+            second=span[1].second,
+            microsecond=span[1].microsecond,
+        )
         return opens, closes
 
     def next_opening(self, local: datetime) -> tuple[datetime, datetime]:

@@ -13,23 +13,29 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from esitieto.runtime import Runtime, get_runtime
-from models import Role, StationMembership, User
+from models import AuditEvent, Role, StationMembership, User, utcnow
 
 _hasher = PasswordHasher()
 # Verifying against this keeps a wrong username as slow as a wrong password.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD_LENGTH = 12
+MAX_FAILED_LOGINS = 5
+FAILED_LOGIN_WINDOW = timedelta(minutes=15)
+"""After this many wrong passwords for one username in the window, sign-in waits: guessing
+a password one try at a time becomes hopeless, and a nurse who mistypes is not locked out
+for long."""
 
 
 def hash_password(password: str) -> str:
@@ -43,6 +49,24 @@ def password_problem(password: str) -> str | None:
     if len(set(password)) < 5:
         return "too_simple"
     return None
+
+
+def recent_failures(session: Session, username: str) -> int:
+    """Wrong sign-ins for ``username`` within the window (counted from the audit log, so every
+    web replica sees the same count)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(
+                AuditEvent.action == "login_failed",
+                AuditEvent.object_type == "username",
+                AuditEvent.object_id == username,
+                AuditEvent.at >= utcnow() - FAILED_LOGIN_WINDOW,
+            )
+        )
+        or 0
+    )
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

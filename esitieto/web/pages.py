@@ -25,11 +25,13 @@ from sqlalchemy.orm import Session
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import LOCAL_TZ, Stats, compute, local_days
 from esitieto.web.auth import (
+    MAX_FAILED_LOGINS,
     Permission,
     StaffUser,
     authenticate,
     check_csrf,
     csrf_token,
+    recent_failures,
     require,
     start_session,
 )
@@ -92,6 +94,12 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
+def error_page(request: Request, status: int) -> Response:
+    """A plain page saying what went wrong, with a way back (no health data, no detail)."""
+    key = str(status) if status in (400, 403, 404) else "other"
+    return render(request, "error.html", {"status": status, "key": key}, status=status)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
     return render(request, "login.html", {"error": None})
@@ -106,21 +114,28 @@ def login(
     csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
     check_csrf(request, csrf)
+    name = username.strip()[:64]
     with runtime.db.session() as session:
-        user = authenticate(session, username, password)
-        session.add(
-            AuditEvent(
-                user_id=user.id if user else None,
-                action="login" if user else "login_failed",
-                object_type="user",
-                object_id=user.id if user else None,
+        if recent_failures(session, name) >= MAX_FAILED_LOGINS:
+            session.add(
+                AuditEvent(action="login_throttled", object_type="username", object_id=name)
             )
+            t = messages(page_language(request))
+            return render(request, "login.html", {"error": t.login_throttled}, status=429)
+        user = authenticate(session, name, password)
+        session.add(
+            AuditEvent(user_id=user.id, action="login", object_type="user", object_id=user.id)
+            if user
+            else AuditEvent(action="login_failed", object_type="username", object_id=name)
         )
         user_id = user.id if user else None
+        user_language = user.language if user else None
     if user_id is None:
         t = messages(page_language(request))
         return render(request, "login.html", {"error": t.login_failed}, status=401)
     start_session(request, user_id, method="password")
+    if user_language in LANGUAGES:
+        request.session["lang"] = user_language
     return RedirectResponse("/", status_code=303)
 
 

@@ -196,3 +196,17 @@ def test_the_first_administrator_is_made_on_the_command_line(tmp_path: Path) -> 
     listed = subprocess.run([*cli, "list"], env=env, capture_output=True, text=True)
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["username"], r["role"]) for r in rows] == [("admin", "admin")]
+
+
+def test_sign_in_waits_after_five_wrong_passwords_for_one_username(
+    client: TestClient, runtime: Runtime
+) -> None:
+    for _ in range(5):
+        assert login(client, "hoitaja", "wrong password").status_code == 401
+    # now even the right password waits, and another username is not affected
+    blocked = login(client, "hoitaja")
+    assert blocked.status_code == 429 and messages("fi").login_throttled in blocked.text
+    assert login(TestClient(client.app), "osastonhoitaja").status_code == 303
+    with runtime.db.session() as s:
+        actions = s.scalars(select(AuditEvent.action).where(AuditEvent.object_id == "hoitaja"))
+        assert sorted(set(actions)) == ["login_failed", "login_throttled"]

@@ -208,8 +208,10 @@ def test_nurses_work_cases_and_station_leads_see_the_figures(
     client: TestClient, runtime: Runtime
 ) -> None:
     _login(client, "hoitaja")
-    assert client.get("/api/v1/stats").status_code == 403
-    assert client.get("/dashboard").status_code == 403
+    api = client.get("/api/v1/stats")
+    assert api.status_code == 403 and api.json()["detail"]
+    page = client.get("/dashboard")
+    assert page.status_code == 403 and "Ei käyttöoikeutta" in page.text  # a page, not JSON
     assert 'href="/dashboard"' not in client.get("/").text
     client.cookies.clear()
     _login(client, "osastonhoitaja")

@@ -68,6 +68,7 @@ def test_after_hours_the_window_is_at_the_next_opening() -> None:
         {"mon-fri": "16:00-08:00"},
         {"funday": "08:00-16:00"},
         {"mon": "25:00-26:00"},
+        {"tue": "00:00-24:30"},
     ],
 )
 def test_bad_opening_hours_are_refused_with_the_entry_named(raw: dict[str, str]) -> None:
@@ -108,3 +109,10 @@ def test_window_properties(minutes: int, ahead: int, nurses: int, handling: floa
         assert start > local(now)
     more = estimate_window(now, "Europe/Helsinki", HOURS, CallbackLoad(ahead + 5, nurses, handling))
     assert more.start >= w.start  # more work ahead never promises an earlier call
+
+
+def test_a_station_open_round_the_clock_has_no_closed_last_minute() -> None:
+    hours = OpeningHours.parse({"mon-sun": "00:00-24:00"})
+    for moment in (local(at(23, 23, 59)).replace(second=30), local(at(24, 0, 0))):
+        span = hours.hours_on(moment)
+        assert span is not None and span[0] <= moment < span[1], moment

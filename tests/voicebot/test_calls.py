@@ -39,7 +39,7 @@ def call_rt(tmp_path: Path, fake_twilio: FakeTwilio) -> Iterator[Runtime]:  # no
     with rt.db.session() as s:
         demo = s.get(Station, "demo")
         assert demo is not None
-        demo.opening_hours = {"mon-sun": "00:00-23:59"}  # the nurses are in for these calls
+        demo.opening_hours = {"mon-sun": "00:00-24:00"}  # the nurses are in for these calls
     yield rt
     rt.close()
 

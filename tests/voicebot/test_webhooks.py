@@ -41,7 +41,7 @@ def _hours(runtime: Runtime, hours: dict[str, str]) -> None:
         station.opening_hours = hours
 
 
-ALWAYS_OPEN = {"mon-sun": "00:00-23:59"}
+ALWAYS_OPEN = {"mon-sun": "00:00-24:00"}
 NEVER_OPEN_NOW = {"mon-sun": "00:00-00:01"}  # closed but for one minute after midnight
 
 
