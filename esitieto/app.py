@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -78,6 +79,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
             worker = make_worker(runtime)
             thread = worker.start_thread()
         runtime.worker_alive = lambda: thread is not None and thread.is_alive()
+        # What start-up loaded (lexicons, rulesets, templates, the ORM) lives as long as the
+        # process: frozen, the collector stops re-scanning it, and a full collection no longer
+        # adds ~100 ms to whichever page it lands on (measured by `esitieto bench web`).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

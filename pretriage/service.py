@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from models import AuditEvent, Call, Callback, Station, TriageDecision, utcnow
@@ -241,25 +241,26 @@ def agreement(
     calls = select(Call.id).where(
         Call.station_id.in_(list(station_ids)), Call.started_at >= since, Call.started_at < until
     )
+    # Only handled cases are read: a month of a busy station is thousands of untouched ones.
+    nurse_decided = select(TriageDecision.call_id).where(
+        TriageDecision.source != PRETRIAGE, TriageDecision.call_id.in_(calls)
+    )
+    called_back = select(Callback.call_id).where(
+        Callback.call_id.in_(calls), Callback.state == "done"
+    )
     rows = session.execute(
         select(TriageDecision.call_id, TriageDecision.source, TriageDecision.urgency,
                TriageDecision.route)
-        .where(TriageDecision.call_id.in_(calls))
+        .where(or_(TriageDecision.call_id.in_(nurse_decided),
+                   TriageDecision.call_id.in_(called_back)))
         .order_by(TriageDecision.created_at)
     ).all()  # fmt: skip
     auto: dict[str, tuple[str, str]] = {}
     nurse: dict[str, tuple[str, str]] = {}
     for call_id, source, urgency, route in rows:
         (auto if source == PRETRIAGE else nurse)[call_id] = (urgency, route)
-    completed = set(
-        session.scalars(
-            select(Callback.call_id).where(Callback.call_id.in_(calls), Callback.state == "done")
-        )
-    )
     assessed = agreed = raised = lowered = rerouted = 0
     for call_id, (urgency, route) in auto.items():
-        if call_id not in nurse and call_id not in completed:
-            continue
         assessed += 1
         n_urgency, n_route = nurse.get(call_id, (urgency, route))
         if (n_urgency, n_route) == (urgency, route):
