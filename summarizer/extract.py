@@ -8,6 +8,7 @@ The vocabulary is data (``summarizer/lexicon/*.yaml``); this module only applies
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from summarizer.lexicon import Lexicon, default_lexicon
@@ -186,6 +187,13 @@ def summarize(
         if not m.negated
     ]
     allergy_facts = _allergies(t, raw, idx, lex, negated_tokens)
+    # "allergisk mot penicillin": the allergen is not a medicine the caller takes.
+    allergens = [(a.evidence.start, a.evidence.end) for a in allergy_facts]
+    medication_facts = [
+        f
+        for f in medication_facts
+        if not any(start <= f.evidence.start < end for start, end in allergens)
+    ]
 
     summary = Summary(
         language=t.language,
@@ -476,16 +484,16 @@ def _duration(
             num = _number_at(tokens, i - 1)
             if num is not None:
                 count, first = num
-            elif before in lex.quantity_words:
-                q = lex.quantity_words[before]
+            elif (said := _words_before(tokens, i, lex.quantity_words)) is not None:
+                q = lex.quantity_words[said[0]]
                 if q is None:
-                    continue  # "muutaman päivän": a few, not a number
-                count, first = q, i - 1
+                    continue  # "muutaman päivän", "a few days": a few, not a number
+                count, first = q, said[1]
         if count is None:
-            if tok.lower in lex.bare_unit_forms and before not in lex.not_duration_before:
-                count = 1.0
-            else:
+            bare = _words_before(tokens, i + 1, lex.bare_unit_forms)  # "viikon", "a week"
+            if bare is None or before in lex.not_duration_before:
                 continue
+            count, first = 1.0, bare[1]
         lead = tokens[first - 1].lower if first > 0 else ""
         if lead in lex.not_duration_before:
             continue
@@ -500,6 +508,18 @@ def _duration(
         return None, None
     _, days, hit = min(candidates, key=lambda c: c[0])
     return (round(days, 1) if days % 1 else float(int(days))), hit
+
+
+def _words_before(tokens: tuple, end: int, phrases: Collection[str]) -> tuple[str, int] | None:
+    """The longest of ``phrases`` (one to three words) said right before token ``end``, with
+    its first token: "a couple of" before "days", "a" + "week" for a bare "a week"."""
+    for length in (3, 2, 1):
+        if end - length < 0:
+            continue
+        said = " ".join(tok.lower for tok in tokens[end - length : end])
+        if said in phrases:
+            return said, end - length
+    return None
 
 
 def _temperature(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[float | None, Hit | None]:

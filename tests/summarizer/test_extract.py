@@ -61,6 +61,13 @@ def test_temperature(text: str, temperature: float | None) -> None:
         ("Jag har haft ont i halsen i tre dagar.", 3),
         ("Haluaisin kysyä viime viikon tuloksista.", None),
         ("Vauva on kolmen kuukauden ikäinen ja yskii.", None),
+        # quantities and bare units of more than one word
+        ("My back has been hurting for a week.", 7),
+        ("I have had a cough for a couple of days.", 2),
+        ("Jag har hostat i ett par dagar.", 2),
+        ("I have had a rash for a few days.", None),  # a few: no number
+        ("I've had a cough for the past week.", 7),
+        ("It has been going on for a month.", 30),
     ],
 )
 def test_duration(text: str, days: float | None) -> None:
@@ -224,3 +231,21 @@ def test_sex_only_from_the_callers_words_about_themself(
 def test_a_keyed_identity_code_wins_over_the_words() -> None:
     s = summarize("Olen 34-vuotias nainen.", CallContext(sex="male"))
     assert s.sex == "male" and "sex" not in s.evidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Jag är allergisk mot penicillin och har feber.",
+        "Olen allerginen penisilliinille ja minulla on kuumetta.",
+        "I'm allergic to penicillin and I have a fever.",
+    ],
+)
+def test_an_allergen_is_not_also_a_medicine_taken(text: str) -> None:
+    s = summarize(text)
+    assert s.allergies and not s.medications
+
+
+def test_a_nosebleed_on_warfarin_is_a_nosebleed_not_a_runny_nose() -> None:
+    s = summarize("Käytän Warania ja nenä vuotaa verta.")
+    assert [x.icpc2 for x in s.symptoms] == ["R06"] and s.medications == ["waran"]
