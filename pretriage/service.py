@@ -194,12 +194,10 @@ def override_triage(
     call.urgency = change.urgency
     call.urgency_rank = URGENCY_RANK[change.urgency]
     call.route = change.route
-    cb = session.scalar(select(Callback).where(Callback.call_id == call.id))
     if change.route == "callback":
         ensure_callback(session, call)
-    elif cb is not None and cb.state == "open":
-        cb.state = "cancelled"
-        cb.outcome = "rerouted"
+    # An open callback stays open whatever the new route: the caller has hung up and still
+    # waits for a nurse; it leaves the worklist only when a nurse marks it done.
     session.add(
         AuditEvent(
             user_id=user_id,
