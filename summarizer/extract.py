@@ -268,20 +268,35 @@ def _negation_scope(t: Text, lex: Lexicon) -> set[int]:
     for tok in tokens:
         if tok.lower not in negators:
             continue
+        if tok.lower == "et" and not _negating_et(tokens, tok.index, lex):
+            continue
         clause = [x for x in tokens if x.clause == tok.clause]
         after = [x for x in clause if x.index > tok.index]
         for k in range(len(after) - 1):
-            if (
-                after[k].lower in lex.scope_coordinators
-                and after[k + 1].lower in lex.scope_subjects
+            if after[k].lower in lex.scope_coordinators and (
+                after[k + 1].lower in lex.scope_subjects
+                or any(x.lower in lex.scope_verbs for x in after[k + 1 : k + 5])
             ):
                 after = after[:k]
                 break
-        if all(x.lower in lex.copulas for x in after):
+        # Only "to be" words up to the next negation or "and": the negation looks back
+        # ("lämpöä ei oo ollu ollenkaan eikä hengästytä").
+        head = []
+        for x in after:
+            if x.lower in negators or x.lower in lex.scope_coordinators:
+                break
+            head.append(x)
+        if all(x.lower in lex.copulas for x in head):
             denied.update(x.index for x in clause if x.index < tok.index)
         else:
             denied.update(x.index for x in after)
     return denied
+
+
+def _negating_et(tokens: tuple, i: int, lex: Lexicon) -> bool:
+    """Whether Finnish "et" at ``i`` is "you don't" rather than spoken "että" (that)."""
+    following = [tok.lower for tok in tokens[i + 1 : i + 3]]
+    return bool(following) and following[0] in lex.connegatives
 
 
 def _is_negated(hit: Hit, denied: set[int], lex: Lexicon) -> bool:
@@ -399,7 +414,56 @@ def _age(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[int | None, int | None,
                 return int(n // 12), int(n), Hit(first, hit.last, False, ())
             if factor == "weeks" and n < 60:
                 return 0, int(n * 7 // 30), Hit(first, hit.last, False, ())
-    return None, None, None
+    baby = _baby_age(tokens, idx, lex)
+    if baby is not None:
+        return baby
+    return _stated_age(tokens, idx, lex) or (None, None, None)
+
+
+def _baby_age(
+    tokens: tuple, idx: TextIndex, lex: Lexicon
+) -> tuple[int | None, int | None, Hit | None] | None:
+    """ "N weeks/months" beside a baby word is the baby's age ("viiden kuukauden vauvalla",
+    "bebisen är sex veckor"), not how long the complaint has lasted."""
+    babies = [h.first for h in lex.age_baby_words.hits(idx)]
+    if not babies:
+        return None
+    for i, tok in enumerate(tokens):
+        unit = lex.unit_of(tok.lower)
+        if unit is None or unit.days not in (7, 30) or i == 0:
+            continue
+        said = _number_at(tokens, i - 1)
+        if said is None:
+            continue
+        n, first = said
+        if not any(first - 3 <= b <= i + 2 for b in babies):
+            continue
+        months = int(n) if unit.days == 30 else int(n * 7 // 30)
+        if months < 36:
+            return months // 12, months, Hit(first, i, False, ())
+    return None
+
+
+def _stated_age(
+    tokens: tuple, idx: TextIndex, lex: Lexicon
+) -> tuple[int | None, int | None, Hit | None] | None:
+    """A bare number right after "olen / jag är / I'm" is the caller's age ("oon kuuskytviis"),
+    unless a unit or a temperature word follows it."""
+    for intro in lex.self_intro.hits(idx):
+        for last in (intro.last + 2, intro.last + 1):
+            if last >= len(tokens):
+                continue
+            said = _number_at(tokens, last)
+            if said is None or said[1] != intro.last + 1:
+                continue
+            n, first = said
+            after = tokens[last + 1].lower if last + 1 < len(tokens) else ""
+            if n != int(n) or not 1 <= n < 110 or lex.unit_of(after) is not None:
+                break
+            if after in lex.not_age_after:
+                break
+            return int(n), None, Hit(first, last, False, ())
+    return None
 
 
 def _number_at(tokens: tuple, i: int) -> tuple[float, int] | None:
@@ -546,8 +610,11 @@ def _temperature(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[float | None, H
         # decimals: "39 ja 2", "trettioåtta komma sju", "kolmekymmentäkahdeksan ja puoli"
         if value == int(value) and i + 2 < len(tokens) and tokens[i + 1].lower in DECIMAL_JOINERS:
             word = tokens[i + 2].lower
+            third = tokens[i + 3].lower if i + 3 < len(tokens) else ""
             if word in HALF_WORDS:
                 value, last = value + 0.5, i + 2
+            elif word in ("en", "a") and third in HALF_WORDS:  # "och en halv", "and a half"
+                value, last = value + 0.5, i + 3
             else:
                 dec = word_number(word) if not word.isdigit() else int(word)
                 if (

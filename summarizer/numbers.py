@@ -13,7 +13,7 @@ from functools import lru_cache
 # "teen" adds ten to what came before, "hundred" multiplies by a hundred.
 _FI_UNITS = {
     "yksi": 1, "yks": 1, "yhden": 1, "yhtä": 1,
-    "kaksi": 2, "kaks": 2, "kahden": 2, "kahta": 2, "kahdeksi": 2,
+    "kaksi": 2, "kaks": 2, "kahden": 2, "kahen": 2, "kahta": 2, "kahdeksi": 2,
     "kolme": 3, "kol": 3, "kolmen": 3, "kolmea": 3, "kolmeksi": 3,
     "neljä": 4, "nel": 4, "neljän": 4, "neljää": 4, "nelj": 4,
     "viisi": 5, "viis": 5, "viiden": 5, "viittä": 5,
@@ -48,7 +48,7 @@ _PARTS: list[tuple[str, int, str]] = sorted(
     key=lambda p: -len(p[0]),
 )
 
-HALF_WORDS = frozenset({"puoli", "puolikas", "halv", "halvt", "half"})
+HALF_WORDS = frozenset({"puoli", "puol", "puolikas", "halv", "halvt", "half"})
 DECIMAL_JOINERS = frozenset({"ja", "och", "and", "pilkku", "komma", "point", "piste"})
 
 

@@ -19,6 +19,12 @@ _TOKEN = re.compile(r"\d+(?:[.,]\d+)?|\w+(?:['’]\w+)*", re.UNICODE)
 _CLAUSE_BREAK = re.compile(r"[.!?;:\n]|,(?!\d)")
 CLAUSE_BREAK_WORDS = frozenset({"mutta", "men", "but", "although", "though", "paitsi", "except"})
 SUPPORTED_LANGUAGES = ("fi", "sv", "en")
+NEGATOR_FORMS = {
+    "fi": {"etten": "en", "enkä": "en", "ettei": "ei", "eikä": "ei", "ettet": "et", "etkä": "et"},
+    "sv": {"int": "inte", "int'": "inte"},
+}
+"""Negation words fused with "että"/"-kä" (or Finland-Swedish "int") read as the plain word in
+the lexicon's terms: "etten saa henkeä" is "en saa henkeä"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,7 @@ def analyse(raw: str, language: str) -> Text:
                 index=len(tokens),
                 text=word,
                 lower=lower,
-                lemma=lemma(lower, lang),
+                lemma=NEGATOR_FORMS.get(lang, {}).get(lower) or lemma(lower, lang),
                 start=m.start(),
                 end=m.end(),
                 clause=clause,

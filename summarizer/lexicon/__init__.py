@@ -70,11 +70,15 @@ class Lexicon:
     copulas: frozenset[str]
     scope_coordinators: frozenset[str]
     scope_subjects: frozenset[str]
+    scope_verbs: frozenset[str]
+    connegatives: frozenset[str]
     people: dict[str, TermSet]
     age_year_words: TermSet
     age_month_words: TermSet
     age_week_words: TermSet
+    age_baby_words: TermSet
     self_intro: TermSet
+    not_age_after: frozenset[str]
     sex_words: dict[str, TermSet]
     time_units: tuple[TimeUnit, ...]
     bare_unit_forms: frozenset[str]
@@ -143,7 +147,11 @@ def _examples(where: str, raw: Any) -> dict[str, tuple[str, ...]]:
 
 
 def _words(raw: Any) -> frozenset[str]:
-    return frozenset(str(w).lower() for w in raw or [])
+    words = list(raw or [])
+    if any(isinstance(w, bool) for w in words):
+        # YAML reads a bare on/off/yes/no as true/false: the word would silently vanish.
+        raise LexiconError(f"a word list holds true/false; quote on/off/yes/no: {words}")
+    return frozenset(str(w).lower() for w in words)
 
 
 def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
@@ -218,11 +226,15 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             copulas=_words(ctx["negation"]["copulas"]),
             scope_coordinators=_words(ctx["negation"]["scope_ends"]["coordinators"]),
             scope_subjects=_words(ctx["negation"]["scope_ends"]["subjects"]),
+            scope_verbs=_words(ctx["negation"]["scope_ends"]["verbs"]),
+            connegatives=_words(ctx["negation"]["connegatives"]),
             people={k: _terms(f"context.yaml: people.{k}", v) for k, v in ctx["people"].items()},
             age_year_words=_terms("context.yaml: age.year_words", age["year_words"]),
             age_month_words=_terms("context.yaml: age.month_words", age["month_words"]),
             age_week_words=_terms("context.yaml: age.week_words", age["week_words"]),
+            age_baby_words=_terms("context.yaml: age.baby_words", age["baby_words"]),
             self_intro=_terms("context.yaml: age.self_intro", age["self_intro"]),
+            not_age_after=_words(age["not_age_after"]),
             sex_words={str(k): _terms(f"context.yaml: sex.{k}", v) for k, v in ctx["sex"].items()},
             time_units=units,
             bare_unit_forms=_words(time["bare_unit_forms"]),
@@ -263,7 +275,8 @@ def _all_termsets(lex: Lexicon) -> list[TermSet]:
     out += [e.terms for e in lex.findings.values()]
     out += [c.terms for c in lex.conditions.values()]
     out += list(lex.people.values())
-    out += [lex.age_year_words, lex.age_month_words, lex.age_week_words, lex.self_intro]
+    out += [lex.age_year_words, lex.age_month_words, lex.age_week_words, lex.age_baby_words]
+    out += [lex.self_intro]
     out += list(lex.sex_words.values())
     out += [ts for _, ts in lex.relative_times]
     out += [lex.temperature_cues, lex.allergy_cues]

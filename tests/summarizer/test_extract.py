@@ -249,3 +249,57 @@ def test_an_allergen_is_not_also_a_medicine_taken(text: str) -> None:
 def test_a_nosebleed_on_warfarin_is_a_nosebleed_not_a_runny_nose() -> None:
     s = summarize("Käytän Warania ja nenä vuotaa verta.")
     assert [x.icpc2 for x in s.symptoms] == ["R06"] and s.medications == ["waran"]
+
+
+@pytest.mark.parametrize(
+    ("text", "present", "denied"),
+    [
+        # spoken "et" is "että" (that), not "you don't"
+        ("Tyttö sanoo et pissatessa sattuu.", {"U01"}, set()),
+        # "etten/enkä/eikä" read as en/ei inside a term
+        ("Tuli semmonen olo etten saa henkeä.", {"R02"}, set()),
+        ("Olen ahdistunut enkä saa unta.", {"P06"}, set()),
+        # "and" + a clause with its own verb ends the negation
+        ("Isä ei saa sanaa suustaan ja vasen käsi on voimaton.", {"N19", "N18"}, set()),
+        ("He can't speak properly and his arm is weak.", {"N18"}, set()),
+        # "ei oo ollu" looks back even when "eikä" follows
+        ("Lämpöä ei oo ollu ollenkaan eikä hengästytä.", set(), {"A03", "R02"}),
+        # Finland-Swedish "int"
+        ("Jag har ont i halsen, int nån feber.", {"R21"}, {"A03"}),
+    ],
+)
+def test_negation_in_spoken_language(text: str, present: set[str], denied: set[str]) -> None:
+    s = summarize(text)
+    assert present <= {x.icpc2 for x in s.symptoms}
+    assert denied <= {x.icpc2 for x in s.negated_symptoms}
+    assert not present & {x.icpc2 for x in s.negated_symptoms}
+
+
+@pytest.mark.parametrize(
+    ("text", "age", "age_months", "days"),
+    [
+        ("Viiden kuukauden vauvalla on kuumetta.", 0, 5, None),
+        ("Vår bebis är sex veckor och har feber.", 0, 1, None),
+        ("Seittemän viikon ikäsellä vauvalla on kuumetta.", 0, 1, None),
+        ("Oon kuuskytviis ja mulla kirvelee virtsatessa.", 65, None, None),
+        ("Jag är 70 och har hosta sedan två dagar.", 70, None, 2),
+        ("Olen 38 asteen kuumeessa.", None, None, None),
+    ],
+)
+def test_ages_said_without_an_age_word(
+    text: str, age: int | None, age_months: int | None, days: float | None
+) -> None:
+    s = summarize(text)
+    assert (s.age, s.age_months, s.duration_days) == (age, age_months, days)
+
+
+@pytest.mark.parametrize(
+    ("text", "temperature"),
+    [
+        ("Bebisen har feber, trettioåtta och en halv.", 38.5),
+        ("Kuumetta kolmekymmentäkahdeksan ja puol.", 38.5),
+        ("The fever was thirty-eight and a half.", 38.5),
+    ],
+)
+def test_half_degrees_in_speech(text: str, temperature: float) -> None:
+    assert summarize(text).temperature_c == temperature
