@@ -303,3 +303,23 @@ def test_ages_said_without_an_age_word(
 )
 def test_half_degrees_in_speech(text: str, temperature: float) -> None:
     assert summarize(text).temperature_c == temperature
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm collecting my pills from the pharmacy tomorrow.",
+        "Lääkepurkki on melkein tyhjä, pitäisi uusia resepti.",
+        "The packet is empty and I need a new prescription.",
+        "Please call me back, my daughter has a fever.",
+        "Painan 90 kiloa ja verenpaine on koholla.",
+        "Hostan har int slutat på två veckor.",
+    ],
+)
+def test_everyday_words_raise_no_red_flag(text: str) -> None:
+    assert summarize(text).red_flags == []
+
+
+def test_an_antibiotic_by_its_generic_name_is_an_antibiotic() -> None:
+    s = summarize("I'm on doxycycline for my acne and I need the prescription renewed.")
+    assert s.medication_facts and "antibiotic" in s.medication_facts[0].categories
