@@ -272,6 +272,11 @@ def _negation_scope(t: Text, lex: Lexicon) -> set[int]:
             continue
         clause = [x for x in tokens if x.clause == tok.clause]
         after = [x for x in clause if x.index > tok.index]
+        for k, x in enumerate(after):  # "... sanoo että/et huulet on siniset": a new clause
+            spoken_that = x.lower == "et" and not _negating_et(tokens, x.index, lex)
+            if x.lower in lex.scope_clause_starters or spoken_that:
+                after = after[:k]
+                break
         for k in range(len(after) - 1):
             if after[k].lower in lex.scope_coordinators and (
                 after[k + 1].lower in lex.scope_subjects

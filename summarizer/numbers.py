@@ -25,9 +25,10 @@ _FI_UNITS = {
 _FI_TENS = ("kymmentä", "kymmenen", "kymmenen", "kyt", "kymment")
 _SV_UNITS = {
     "en": 1, "ett": 1, "två": 2, "tre": 3, "fyra": 4, "fem": 5, "sex": 6, "sju": 7,
-    "åtta": 8, "nio": 9, "tio": 10, "elva": 11, "tolv": 12, "tretton": 13, "fjorton": 14,
+    "åtta": 8, "nio": 9, "nie": 9, "tie": 10, "tio": 10, "elva": 11, "tolv": 12,
+    "tretton": 13, "fjorton": 14,
     "femton": 15, "sexton": 16, "sjutton": 17, "arton": 18, "nitton": 19,
-    "tjugo": 20, "tjugu": 20, "trettio": 30, "fyrtio": 40, "förtio": 40,
+    "tjugo": 20, "tjugu": 20, "trettio": 30, "tretti": 30, "fyrtio": 40, "förtio": 40,
     "femtio": 50, "sextio": 60, "sjuttio": 70, "åttio": 80, "nittio": 90,
 }  # fmt: skip
 _EN_UNITS = {

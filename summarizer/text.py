@@ -16,7 +16,8 @@ from functools import lru_cache
 import simplemma
 
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)?|\w+(?:['’]\w+)*", re.UNICODE)
-_CLAUSE_BREAK = re.compile(r"[.!?;:\n]|,(?!\d)")
+_CLAUSE_BREAK = re.compile(r"(?<!\.)\.(?!\.)|[!?;:\n]|,(?!\d)")
+"""Clause breaks; a run of dots ("En... saa... henkeä...") is a hesitation, not a break."""
 CLAUSE_BREAK_WORDS = frozenset({"mutta", "men", "but", "although", "though", "paitsi", "except"})
 SUPPORTED_LANGUAGES = ("fi", "sv", "en")
 NEGATOR_FORMS = {
@@ -83,7 +84,7 @@ def analyse(raw: str, language: str) -> Text:
     """Tokenise ``raw`` into tokens that know their clause and sentence."""
     lang = language if language in SUPPORTED_LANGUAGES else "fi"
     breaks = [m.start() for m in _CLAUSE_BREAK.finditer(raw)]
-    sentence_breaks = [m.start() for m in re.finditer(r"[.!?\n]", raw)]
+    sentence_breaks = [m.start() for m in re.finditer(r"(?<!\.)\.(?!\.)|[!?\n]", raw)]
     tokens: list[Token] = []
     clause = sentence = 0
     bi = si = 0

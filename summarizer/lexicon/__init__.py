@@ -71,6 +71,7 @@ class Lexicon:
     scope_coordinators: frozenset[str]
     scope_subjects: frozenset[str]
     scope_verbs: frozenset[str]
+    scope_clause_starters: frozenset[str]
     connegatives: frozenset[str]
     people: dict[str, TermSet]
     age_year_words: TermSet
@@ -227,6 +228,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             scope_coordinators=_words(ctx["negation"]["scope_ends"]["coordinators"]),
             scope_subjects=_words(ctx["negation"]["scope_ends"]["subjects"]),
             scope_verbs=_words(ctx["negation"]["scope_ends"]["verbs"]),
+            scope_clause_starters=_words(ctx["negation"]["scope_ends"]["clause_starters"]),
             connegatives=_words(ctx["negation"]["connegatives"]),
             people={k: _terms(f"context.yaml: people.{k}", v) for k, v in ctx["people"].items()},
             age_year_words=_terms("context.yaml: age.year_words", age["year_words"]),

@@ -323,3 +323,18 @@ def test_everyday_words_raise_no_red_flag(text: str) -> None:
 def test_an_antibiotic_by_its_generic_name_is_an_antibiotic() -> None:
     s = summarize("I'm on doxycycline for my acne and I need the prescription renewed.")
     assert s.medication_facts and "antibiotic" in s.medication_facts[0].categories
+
+
+def test_hesitation_dots_do_not_cut_a_sentence_and_that_starts_a_new_clause() -> None:
+    s = summarize("En... saa... henkeä... piippu ei... auta... kaveri sanoo et huulet on siniset.")
+    assert "R02" in {x.icpc2 for x in s.symptoms}
+    assert "cyanosis" in {f.id for f in s.findings if not f.negated}
+
+
+def test_a_negation_ends_at_att() -> None:
+    s = summarize("Hon kan int stå på benen och säger att hon ser dubbelt.")
+    assert "vision_loss" in {f.id for f in s.findings if not f.negated}
+
+
+def test_finland_swedish_spoken_numbers() -> None:
+    assert summarize("I natt var febern trettionie komma sex.").temperature_c == 39.6
