@@ -338,3 +338,23 @@ def test_a_negation_ends_at_att() -> None:
 
 def test_finland_swedish_spoken_numbers() -> None:
     assert summarize("I natt var febern trettionie komma sex.").temperature_c == 39.6
+
+
+@pytest.mark.parametrize(
+    ("text", "finding"),
+    [
+        ("His lips look bluish and he is gasping.", "cyanosis"),
+        ("Han har feber och nacken är helt stel.", "stiff_neck"),
+        ("She took a handful of pills an hour ago.", "overdose_poisoning"),
+        ("His wrist is bent the wrong way after the fall.", "deformity"),
+        ("Kuume ei laske vaikka otin lääkettä.", "high_fever_unresponsive"),
+        ("Olen raskaana ja vauva on liikkunut tavallista vähemmän.", "fetal_movements_reduced"),
+    ],
+)
+def test_lay_words_for_red_flags(text: str, finding: str) -> None:
+    assert finding in {f.id for f in summarize(text).findings if not f.negated}
+
+
+def test_one_sided_numb_arm_and_leg_is_a_limb_weakness() -> None:
+    s = summarize("My left arm and leg went numb ten minutes ago.")
+    assert "N18" in {x.icpc2 for x in s.symptoms}
