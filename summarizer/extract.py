@@ -523,6 +523,8 @@ def _for_whom(
         for hit in lex.people[whom].hits(idx):
             if any(i in shielded for i in range(hit.first, hit.last + 1)):
                 continue
+            if whom == "other" and age is not None and age < 18:
+                return "child", hit  # "she is 4", "my 4-year-old daughter": anyone under 18
             return ("child" if whom == "child" else "other"), hit
     if age is not None and age < 18:
         return "child", None

@@ -1,6 +1,6 @@
 """A safety regression suite on invented callers the analyzer was not first written for.
 
-``tests/data/unseen_callers.jsonl`` holds 460 synthetic callers in the dev-vignette format,
+``tests/data/unseen_callers.jsonl`` holds 540 synthetic callers in the dev-vignette format,
 written by separate authors in styles unlike the public vignettes (rambling, dialect,
 Finland-Swedish, non-native English, lay words for emergencies). Their expectations follow
 ``pretriage-policy.md`` as a non-clinician read it, so single cases may be arguable; the suite
@@ -60,7 +60,7 @@ def test_emergency_recall_on_unseen_callers(
 ) -> None:
     emergencies = [(c, r) for c, r in results if c["expect"]["urgency"] == "emergency"]
     caught = sum(r.triage.urgency == "emergency" for _, r in emergencies)
-    assert len(emergencies) >= 90
+    assert len(emergencies) >= 110
     assert caught / len(emergencies) >= 0.97  # 0.98 when the suite was added
 
 

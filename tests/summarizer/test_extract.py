@@ -358,3 +358,8 @@ def test_lay_words_for_red_flags(text: str, finding: str) -> None:
 def test_one_sided_numb_arm_and_leg_is_a_limb_weakness() -> None:
     s = summarize("My left arm and leg went numb ten minutes ago.")
     assert "N18" in {x.icpc2 for x in s.symptoms}
+
+
+def test_another_person_under_18_is_a_child() -> None:
+    s = summarize("My 4-year-old daughter has been listless all day, she won't play.")
+    assert (s.for_whom, s.age) == ("child", 4)
