@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 
 from esitieto.analysis import AnalysisResult, analyze_text
 from esitieto.runtime import Runtime, get_runtime
-from esitieto.stats import LOCAL_TZ, compute, local_days
+from esitieto.stats import compute, local_days, local_today
 from esitieto.web.auth import Permission, StaffUser, require
 from models import Job, JobState
 from summarizer.schemas import CallContext
@@ -55,7 +55,7 @@ def stats(
     are ISO dates of the stations' local days, ``to`` exclusive (default: the last 7 days).
     Station lead or administrator sign-in required."""
     try:
-        last = date.fromisoformat(to) - timedelta(days=1) if to else datetime.now(LOCAL_TZ).date()
+        last = date.fromisoformat(to) - timedelta(days=1) if to else local_today()
         first = date.fromisoformat(from_) if from_ else last - timedelta(days=6)
     except ValueError as exc:
         raise HTTPException(status_code=400, detail="from/to must be dates: YYYY-MM-DD") from exc

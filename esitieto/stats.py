@@ -28,6 +28,10 @@ LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 """Periods are the stations' local days: a station lead's 'Monday' starts at local midnight."""
 
 
+def local_today() -> date:
+    return datetime.now(LOCAL_TZ).date()
+
+
 def local_days(first: date, last: date) -> tuple[datetime, datetime]:
     """[since, until) in UTC covering the local days ``first`` to ``last`` inclusive."""
     since = datetime.combine(first, time(0), LOCAL_TZ).astimezone(UTC)

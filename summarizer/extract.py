@@ -300,8 +300,7 @@ def _negation_scope(t: Text, lex: Lexicon) -> set[int]:
 
 def _negating_et(tokens: tuple, i: int, lex: Lexicon) -> bool:
     """Whether Finnish "et" at ``i`` is "you don't" rather than spoken "että" (that)."""
-    following = [tok.lower for tok in tokens[i + 1 : i + 3]]
-    return bool(following) and following[0] in lex.connegatives
+    return i + 1 < len(tokens) and tokens[i + 1].lower in lex.connegatives
 
 
 def _is_negated(hit: Hit, denied: set[int], lex: Lexicon) -> bool:

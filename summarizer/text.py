@@ -22,7 +22,7 @@ CLAUSE_BREAK_WORDS = frozenset({"mutta", "men", "but", "although", "though", "pa
 SUPPORTED_LANGUAGES = ("fi", "sv", "en")
 NEGATOR_FORMS = {
     "fi": {"etten": "en", "enkä": "en", "ettei": "ei", "eikä": "ei", "ettet": "et", "etkä": "et"},
-    "sv": {"int": "inte", "int'": "inte"},
+    "sv": {"int": "inte"},
 }
 """Negation words fused with "että"/"-kä" (or Finland-Swedish "int") read as the plain word in
 the lexicon's terms: "etten saa henkeä" is "en saa henkeä"."""

@@ -71,12 +71,12 @@ def recent_failures(session: Session, username: str) -> int:
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
     user = session.scalar(select(User).where(User.username == username.strip()))
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
-    try:
-        _hasher.verify(stored, password)
+    stored = user.password_hash if user is not None else None
+    try:  # no account or an SSO-only one: verify a dummy, as slow as a wrong password
+        _hasher.verify(stored or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or not user.is_active or stored is _DUMMY_HASH:
+    if user is None or stored is None or not user.is_active:
         return None
     return user
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +23,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from esitieto.runtime import Runtime, get_runtime
-from esitieto.stats import LOCAL_TZ, Stats, compute, local_days
+from esitieto.stats import LOCAL_TZ, Stats, compute, local_days, local_today
 from esitieto.web.auth import (
     MAX_FAILED_LOGINS,
     Permission,
@@ -286,9 +286,9 @@ def dashboard(
     stations = sorted(user.station_ids)
     chosen = station if station in user.station_ids else (stations[0] if stations else None)
     try:  # the period ends with the local day ``to`` (default: today)
-        last = date.fromisoformat(to) if to else datetime.now(LOCAL_TZ).date()
+        last = date.fromisoformat(to) if to else local_today()
     except ValueError:
-        last = datetime.now(LOCAL_TZ).date()
+        last = local_today()
     first = last - timedelta(days=days - 1)
     since, until = local_days(first, last)
     with runtime.db.session() as session:
@@ -360,27 +360,24 @@ def timeline_chart(figures: Stats) -> TimelineChart:
     span = chart.plot_bottom - chart.plot_top
     slot = (chart.width - chart.plot_left - 4) / len(buckets)
     every = max(1, round(len(buckets) / 8))
+    hourly = figures.timeline_step == "hour"
     bars = []
     for i, b in enumerate(buckets):
         local = b.start.astimezone(DISPLAY_TZ)
-        hourly = figures.timeline_step == "hour"
         label = local.strftime("%H") if hourly else local.strftime("%d.%m.")
-        title = local.strftime("%d.%m. %H:00") if hourly else label
+        counts = [(route, b.routing.get(route, 0)) for route in TIMELINE_ROUTES[:-1]]
+        counts.append(("unknown", b.calls - sum(n for _, n in counts)))
         y = float(chart.plot_bottom)
         segments = []
-        counted = 0
-        for route in TIMELINE_ROUTES:
-            count = b.routing.get(route, 0) if route != "unknown" else b.calls - counted
-            counted += count if route != "unknown" else 0
-            if count <= 0:
-                continue
-            height = span * count / top
-            y -= height
-            segments.append((route, round(y, 1), round(height, 1), count))
+        for route, count in counts:
+            if count > 0:
+                height = span * count / top
+                y -= height
+                segments.append((route, round(y, 1), round(height, 1), count))
         bars.append(
             TimelineBar(
                 label if i % every == 0 else "",
-                title,
+                local.strftime("%d.%m. %H:00") if hourly else label,
                 round(chart.plot_left + i * slot + slot * 0.1, 1),
                 round(slot * 0.8, 1),
                 b.calls,
@@ -388,7 +385,7 @@ def timeline_chart(figures: Stats) -> TimelineChart:
                 segments,
             )
         )
-    return TimelineChart(figures.timeline_step, top, bars)
+    return replace(chart, top=top, bars=bars)
 
 
 def _bars(counts: dict[str, int], labels: dict[str, str]) -> list[dict[str, Any]]:
