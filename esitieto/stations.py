@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from models import AuditEvent, Station
 from pretriage.service import PathSetting, check_station
-from summarizer.note import HEADING_ORDER
+from summarizer.text.note import HEADING_ORDER
 
 
 class StationFileError(ValueError):

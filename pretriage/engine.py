@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 from pretriage.ruleset import Facts, Rule, Ruleset, default_ruleset
 from pretriage.schemas import Reason, TriageDecision
-from summarizer.lexicon import default_lexicon
-from summarizer.schemas import CallContext, Evidence, Summary
+from summarizer.text.lexicon import default_lexicon
+from summarizer.text.schemas import CallContext, Evidence, Summary
 
 _MESSAGES = {
     "fi": {

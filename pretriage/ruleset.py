@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from summarizer.lexicon import Lexicon, default_lexicon
-from summarizer.schemas import CallContext, Evidence, Summary
+from summarizer.text.lexicon import Lexicon, default_lexicon
+from summarizer.text.schemas import CallContext, Evidence, Summary
 
 RULESET_PATH = Path(__file__).resolve().parent / "ruleset.yaml"
 PATH_IDS = ("prescription-renewal", "lab-results", "appointment", "uti", "respiratory-infection")

@@ -26,7 +26,7 @@ from esitieto.settings import (
     WorkerSettings,
 )
 from integrations.twilio import sign
-from summarizer.bundled_model import ensure_bundled_model
+from summarizer.speech.bundled_model import ensure_bundled_model
 
 PG_ADMIN_URL = os.environ.get(
     "ESITIETO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -203,7 +203,7 @@ def converted_models(
     bundled_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
     """The bundled weights in openai-whisper and Hugging Face format (converted once)."""
-    from summarizer.convert import ensure_converted
+    from summarizer.speech.convert import ensure_converted
 
     cache = tmp_path_factory.mktemp("converted")
     return {

@@ -16,10 +16,10 @@ from integrations.twilio import RecordingFetchError, RecordingNotReady
 from pretriage.engine import decide
 from pretriage.ruleset import default_ruleset
 from pretriage.schemas import TriageDecision
-from summarizer.audio import AudioError
-from summarizer.extract import summarize
-from summarizer.schemas import CallContext, Summary
-from summarizer.stt import TranscriptionError, average_confidence, transcribe_within
+from summarizer.speech.audio import AudioError
+from summarizer.speech.stt import TranscriptionError, average_confidence, transcribe_within
+from summarizer.text.extract import summarize
+from summarizer.text.schemas import CallContext, Summary
 from voicebot.dialogue import Answers, Assessment
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from esitieto.bench_asr import (
+from esitieto.bench.asr import (
     DEFAULTS_VARIANT,
     ENGINE_VARIANTS,
     Clip,

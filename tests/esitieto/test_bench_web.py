@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from esitieto.bench_web import run
+from esitieto.bench.web import run
 
 
 def test_the_web_benchmark_times_every_page_it_names() -> None:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from esitieto.analysis import analyze_text
 from pretriage.schemas import URGENCY_RANK, TriageDecision
-from summarizer.schemas import CallContext
+from summarizer.text.schemas import CallContext
 
 
 def triage(text: str, **ctx: Any) -> TriageDecision:
@@ -65,7 +65,7 @@ def test_digital_paths_and_their_blocks() -> None:
 
 def test_station_can_switch_paths_off_and_set_links() -> None:
     from pretriage.engine import decide
-    from summarizer.extract import summarize
+    from summarizer.text.extract import summarize
 
     text = "Haluaisin perua huomisen ajan."
     ctx = CallContext(**ADULT)
@@ -78,7 +78,7 @@ def test_station_can_switch_paths_off_and_set_links() -> None:
 
 def test_uncertainty_goes_to_a_human() -> None:
     from pretriage.engine import decide
-    from summarizer.extract import summarize
+    from summarizer.text.extract import summarize
 
     text = "Kirvelee virtsatessa ja pitää käydä vessassa usein."
     ctx = CallContext(**ADULT)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from esitieto.analysis import AnalysisResult, analyze_text
-from summarizer.schemas import CallContext
+from summarizer.text.schemas import CallContext
 
 CASES = Path(__file__).resolve().parents[1] / "data" / "unseen_callers.jsonl"
 RANK = {"non_urgent": 0, "urgent": 1, "emergency": 2}
