@@ -12,11 +12,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 
-from esitieto.analysis import AnalysisResult, analyze_text
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import compute, local_days, local_today
 from esitieto.web.auth import Permission, StaffUser, require
 from models import Job, JobState
+from pretriage.analysis import AnalysisResult, analyze_text
 from summarizer.text.schemas import CallContext
 
 router = APIRouter()

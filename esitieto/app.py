@@ -19,14 +19,14 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from esitieto import api
 from esitieto.demo import DemoLogin, ensure_demo
-from esitieto.jobs import Worker
-from esitieto.pipeline import Pipeline
 from esitieto.runtime import Runtime
 from esitieto.settings import Settings
 from esitieto.web import pages, staff
 from esitieto.web.auth import LoginRequired
+from esitieto.worker import Worker
 from models import Station
 from voicebot import endpoints as voicebot_endpoints
+from voicebot.tasks import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def prepare(runtime: Runtime) -> DemoLogin | None:
 
 
 def make_worker(runtime: Runtime) -> Worker:
-    pipeline = Pipeline(runtime)
+    pipeline = Pipeline(runtime.voicebot)
     return Worker(
         runtime.db,
         runtime.settings.worker,
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app = FastAPI(title="Esitieto", version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.voicebot = runtime.voicebot
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret.get_secret_value(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import signal
 import subprocess
 import sys
@@ -95,19 +96,19 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from esitieto.analysis import analyze_text
+    from pretriage.analysis import analyze_text
     from summarizer.text.schemas import CallContext
 
     if not args.jsonl:
         return _fail("analyze reads JSON lines: use --jsonl")
-    from esitieto.analysis import phraser_from_settings
     from esitieto.settings import get_settings
     from pretriage.ruleset import RulesetError, default_ruleset
     from summarizer.text.lexicon import LexiconError
+    from summarizer.text.phrasing import phraser_from_settings
 
     try:
         default_ruleset()  # compiles the lexicon too: a malformed file stops here, not per line
-        phraser = phraser_from_settings(get_settings())
+        phraser = phraser_from_settings(get_settings().summarizer)
     except (RulesetError, LexiconError, ValueError) as exc:
         return _fail(str(exc), 2)
     for line_no, line in enumerate(sys.stdin, 1):
@@ -136,19 +137,34 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_simulate_call(args: argparse.Namespace) -> int:
-    from voicebot.simulator import SimulationError, simulate_call
+KEYPAD_ANSWER = re.compile(r"^[0-9#*]+$")
 
+
+def split_keypad_answers(digits: list[str], audio: list[str]) -> tuple[list[str], list[str]]:
+    """``--digits 1 2 '#' call.wav``: keypad answers end at the first word that is not one,
+    and the rest are audio files (argparse would take them all as answers)."""
+    for i, word in enumerate(digits):
+        if not KEYPAD_ANSWER.match(word):
+            return digits[:i], digits[i:] + audio
+    return digits, audio
+
+
+def cmd_simulate_call(args: argparse.Namespace) -> int:
+    from esitieto.simulate import simulate_call
+    from voicebot.simulator import SimulationError
+
+    digits, audio = split_keypad_answers(args.digits or [], args.audio)
     try:
         case = simulate_call(
             Settings(),
             station_id=args.station,
-            audio=[Path(a) for a in args.audio],
+            audio=[Path(a) for a in audio],
             url=args.url,
             from_number=args.from_number,
-            digits=args.digits or [],
+            digits=digits,
             hangup_after=args.hangup_after,
             timeout_s=args.timeout,
+            as_heard=args.as_heard or [],
         )
     except SimulationError as exc:
         return _fail(str(exc), 1)
@@ -185,7 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--station", required=True)
     p.add_argument("--url", default=None, help="a running app (default: start one in-process)")
     p.add_argument("--from", dest="from_number", default="+358401234567")
-    p.add_argument("--digits", nargs="*", help="keypad answers, in order")
+    p.add_argument(
+        "--digits", nargs="*", help="keypad answers in order, e.g. 1 2 '#' (0-9, # and *)"
+    )
+    p.add_argument(
+        "--as-heard",
+        action="append",
+        metavar="TEXT",
+        help="answer a recorded question with these words instead of audio (demos, training: "
+        "the case records the transcript as given, not recognised); repeat for more answers",
+    )
     p.add_argument(
         "--hangup-after", type=int, default=None, help="hang up after this many webhooks"
     )

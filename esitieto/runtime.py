@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -13,11 +14,14 @@ from esitieto.db import Database
 from esitieto.settings import Settings
 from integrations.storage import LocalFileStorage, Storage
 from integrations.twilio import RecordingFetcher
+from models import utcnow
 
 if TYPE_CHECKING:
     from integrations.sms import SmsSender
+    from pretriage.analysis import Analyzer
     from summarizer.speech.stt import SpeechToText
     from summarizer.text.phrasing import Phraser
+    from voicebot.deps import VoicebotDeps
 
 
 @dataclass
@@ -26,6 +30,10 @@ class Runtime:
     db: Database = field(init=False)
     worker_alive: Callable[[], bool] | None = None
     """Set by the app when it runs an in-process worker (for /healthz)."""
+    speech_to_text: SpeechToText | None = None
+    """An engine to use instead of the configured one (tests give a scripted engine)."""
+    clock: Callable[[], datetime] = utcnow
+    """Now, as an aware UTC datetime; tests pin it."""
 
     def __post_init__(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -50,9 +58,9 @@ class Runtime:
     @cached_property
     def phraser(self) -> Phraser | None:
         """The configured language-model phraser; None (deterministic text) by default."""
-        from esitieto.analysis import phraser_from_settings
+        from summarizer.text.phrasing import phraser_from_settings
 
-        return phraser_from_settings(self.settings)
+        return phraser_from_settings(self.settings.summarizer)
 
     @cached_property
     def sms(self) -> SmsSender | None:
@@ -75,9 +83,38 @@ class Runtime:
 
     def stt(self) -> SpeechToText:
         """The process-wide speech-to-text engine (loaded on first use)."""
+        if self.speech_to_text is not None:
+            return self.speech_to_text
         from summarizer.speech.stt import get_engine
 
         return get_engine(self.settings.asr, self.settings.data_dir)
+
+    @cached_property
+    def analyzer(self) -> Analyzer:
+        from pretriage.analysis import Analyzer
+
+        return Analyzer(phraser=self.phraser)
+
+    @cached_property
+    def voicebot(self) -> VoicebotDeps:
+        """What the call's webhooks and jobs are given (see ``voicebot/deps.py``)."""
+        from voicebot.deps import VoicebotDeps
+
+        settings = self.settings
+        return VoicebotDeps(
+            session=self.db.session,
+            auth_token=settings.twilio_auth_token,
+            public_base_url=settings.twilio.public_base_url,
+            fetch_recording=self.fetcher.fetch,
+            storage=self.storage,
+            speech_to_text=self.stt,
+            analyze=self.analyzer,
+            identity_key=settings.identity_key,
+            sms=self.sms,
+            in_call_budget_s=settings.voicebot.in_call_budget_s,
+            abandoned_call_after_s=settings.worker.abandoned_call_after_s,
+            clock=self.clock,
+        )
 
     def close(self) -> None:
         self.db.dispose()

@@ -18,73 +18,17 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from integrations.twilio import TwilioSettings
+from summarizer.speech.settings import AsrSettings
+from summarizer.text.settings import SummarizerSettings
+from voicebot.settings import VoicebotSettings
+
 
 class DatabaseSettings(BaseModel):
     url: str | None = None
     """SQLAlchemy URL; default: SQLite file ``esitieto.sqlite3`` in the data directory."""
     echo: bool = False
     pool_size: int = 10
-
-
-class TwilioSettings(BaseModel):
-    account_sid: str = "AC00000000000000000000000000000000"
-    auth_token: SecretStr | None = None
-    """Validates ``X-Twilio-Signature`` and authenticates recording downloads."""
-    public_base_url: str | None = None
-    """The URL Twilio calls (e.g. ``https://esitieto.example.fi``) when behind a proxy.
-
-    Signatures are computed over the exact URL Twilio requested; behind a TLS-terminating
-    proxy the app sees another one, so set this there."""
-    recording_fetch_timeout_s: float = 30.0
-    region: str | None = None
-    edge: str | None = None
-    api_base_url: str | None = None
-    """Overrides Twilio's REST host (``api.{edge}.{region}.twilio.com``), e.g. for a proxy."""
-
-
-class AsrSettings(BaseModel):
-    engine: str = "faster-whisper"
-    """``faster-whisper`` (default), ``openai-whisper`` or ``transformers``."""
-    model: str | None = None
-    """The engine's model: a CTranslate2 directory (faster-whisper), an openai-whisper ``.pt``
-    checkpoint, or a Hugging Face directory (transformers); default: the bundled base model,
-    converted once for the other two engines."""
-    device: str = "cpu"
-    compute_type: str = "int8"
-    """faster-whisper only: ``int8`` on CPU, ``float16`` on a GPU."""
-    cpu_threads: int = 0
-    beam_size: int = 5
-    decoding: Literal["tuned", "defaults"] = "tuned"
-    """``tuned``: VAD, fi/sv/en only, vocabulary prompt, no conditioning on previous text
-    (chosen by ``esitieto bench asr``); ``defaults``: the libraries' own settings."""
-    max_audio_seconds: float = 600.0
-
-
-class SummarizerSettings(BaseModel):
-    """The optional language model that rewords the reason line and the note.
-
-    Its output is checked against the deterministic summary and the caller's words; anything
-    ungrounded falls back to the deterministic text. Default: no model."""
-
-    llm_backend: Literal["none", "transformers", "openai"] = "none"
-    llm_model_dir: Path | None = None
-    """``transformers``: a local model directory (nothing is downloaded)."""
-    llm_base_url: str | None = None
-    """``openai``: an OpenAI-compatible endpoint, e.g. the county's own deployment."""
-    llm_model: str | None = None
-    llm_api_key: SecretStr | None = None
-    llm_timeout_s: float = 20.0
-    llm_max_new_tokens: int = 400
-
-
-class VoicebotSettings(BaseModel):
-    in_call_budget_s: float = 8.0
-    """How long the caller waits ("one moment") for their answer to be transcribed and
-    pretriaged during the call; later, a nurse takes the call."""
-    identity_key: SecretStr | None = None
-    """32 bytes, hex: seals keyed identity codes (AES-256-GCM); generated when not set."""
-    sms_sender: str | None = None
-    """An E.164 number or a Messaging Service SID (``MG...``) the SMS links come from."""
 
 
 class WorkerSettings(BaseModel):

@@ -6,7 +6,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
+from pydantic import BaseModel, SecretStr
 from twilio.request_validator import RequestValidator
+
+
+class TwilioSettings(BaseModel):
+    account_sid: str = "AC00000000000000000000000000000000"
+    auth_token: SecretStr | None = None
+    """Validates ``X-Twilio-Signature`` and authenticates recording downloads."""
+    public_base_url: str | None = None
+    """The URL Twilio calls (e.g. ``https://esitieto.example.fi``) when behind a proxy.
+
+    Signatures are computed over the exact URL Twilio requested; behind a TLS-terminating
+    proxy the app sees another one, so set this there."""
+    recording_fetch_timeout_s: float = 30.0
+    region: str | None = None
+    edge: str | None = None
+    api_base_url: str | None = None
+    """Overrides Twilio's REST host (``api.{edge}.{region}.twilio.com``), e.g. for a proxy."""
 
 
 def signature_is_valid(

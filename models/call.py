@@ -123,6 +123,18 @@ class Transcript(IdMixin, Base):
     )
 
 
+class GivenTranscript(Base):
+    """Words given for a recording instead of recognised from it (``simulate-call
+    --as-heard``, for demos and training). Only the simulator writes these, with the database
+    access it shares with the app; the transcript then records ``engine == "given"``."""
+
+    __tablename__ = "given_transcripts"
+
+    recording_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class TranscriptSegment(IdMixin, Base):
     __tablename__ = "transcript_segments"
     __table_args__ = (UniqueConstraint("transcript_id", "seq"),)

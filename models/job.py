@@ -1,4 +1,4 @@
-"""Durable jobs: the pipeline's units of work, claimed with a lease (see esitieto.jobs)."""
+"""Durable jobs: the pipeline's units of work, claimed with a lease (see esitieto.worker)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from pretriage.callback_window import (
 )
 from pretriage.ruleset import Ruleset, default_ruleset
 from pretriage.schemas import URGENCY_RANK, Route, Urgency
+from pretriage.schemas import TriageDecision as Decision
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,67 @@ def ensure_callback(session: Session, call: Call, now: datetime | None = None) -
             window = estimate_callback(session, station, now, call_id=call.id)
             cb.window_start, cb.window_end = window.start, window.end
     return cb
+
+
+# -- the case after the call ---------------------------------------------------------------------
+
+
+TOLD_A_NURSE = frozenset({"emergency", "nurse_queue"})
+"""What the voicebot may have told the caller that puts them through to a nurse."""
+
+
+def outcome_after_call(decision: Decision, told: str | None) -> tuple[Urgency, Route]:
+    """The case's urgency and route from pretriage's decision and what the caller was told.
+
+    The words heard after the call can add urgency but never take away what the call already
+    gave the caller: someone put through to a nurse stays in the nurse queue, and someone told
+    to call 112 stays an emergency.
+    """
+    urgency, route = decision.urgency, decision.route
+    if told in TOLD_A_NURSE:
+        route = "nurse_queue"
+        if told == "emergency":
+            urgency = "emergency"
+    return urgency, route
+
+
+def settle_case(
+    session: Session, call: Call, decision: Decision, *, told: str | None, now: datetime
+) -> None:
+    """Put pretriage's decision on the case (unless a nurse has overridden it) and open the
+    callback a callback route needs. Pretriage's own row is kept apart from any nurse's."""
+    auto = session.scalar(
+        select(TriageDecision).where(
+            TriageDecision.call_id == call.id, TriageDecision.source == PRETRIAGE
+        )
+    )
+    if auto is None:
+        auto = TriageDecision(call_id=call.id, source=PRETRIAGE)
+        session.add(auto)
+    auto.urgency = decision.urgency
+    auto.route = decision.route
+    auto.digital_path = decision.digital_path
+    auto.reasons = [r.model_dump(mode="json") for r in decision.reasons]
+    auto.ruleset_version = decision.ruleset_version
+
+    overridden = session.scalar(
+        select(TriageDecision.id).where(
+            TriageDecision.call_id == call.id, TriageDecision.source != PRETRIAGE
+        )
+    )
+    if overridden is None:
+        call.urgency, call.route = outcome_after_call(decision, told)
+        call.urgency_rank = URGENCY_RANK[call.urgency]
+    if call.route == "callback" or (decision.route == "callback" and overridden is None):
+        ensure_callback(session, call, now)
+
+
+def fall_back_to_callback(session: Session, call: Call, now: datetime | None = None) -> None:
+    """Whatever failed (no SMS could be sent, the words could not be analysed), a nurse calls
+    the caller back: the case is never left without a route."""
+    ensure_callback(session, call, now)
+    call.route = "callback"
+    call.urgency_rank = max(call.urgency_rank, 0)
 
 
 # -- nurse override ------------------------------------------------------------------------------

@@ -22,10 +22,9 @@ from esitieto.settings import (
     DatabaseSettings,
     DemoSettings,
     Settings,
-    TwilioSettings,
     WorkerSettings,
 )
-from integrations.twilio import sign
+from integrations.twilio import TwilioSettings, sign
 from summarizer.speech.bundled_model import ensure_bundled_model
 
 PG_ADMIN_URL = os.environ.get(

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from esitieto.runtime import Runtime
-from integrations.twilio import RecordingFetchError, RecordingNotReady
+from integrations.twilio import FetchedRecording, RecordingFetchError, RecordingNotReady
 from pretriage.engine import decide
 from pretriage.ruleset import default_ruleset
 from pretriage.schemas import TriageDecision
 from summarizer.speech.audio import AudioError
-from summarizer.speech.stt import TranscriptionError, average_confidence, transcribe_within
+from summarizer.speech.stt import (
+    SpeechToText,
+    TranscriptionError,
+    average_confidence,
+    transcribe_within,
+)
 from summarizer.text.extract import summarize
 from summarizer.text.schemas import CallContext, Summary
 from voicebot.dialogue import Answers, Assessment
@@ -33,14 +38,21 @@ class Heard:
     confidence: float | None
 
 
-def hear(rt: Runtime, recording_url: str, *, language: str, budget_s: float) -> Heard | None:
+def hear(
+    fetch: Callable[[str], FetchedRecording],
+    engine: SpeechToText,
+    recording_url: str,
+    *,
+    language: str,
+    budget_s: float,
+) -> Heard | None:
     """Fetch and transcribe the answer within ``budget_s``; None when it is not done in time
     or cannot be done (the caller then goes to a nurse)."""
     deadline = time.monotonic() + budget_s
     data: bytes | None = None
     while data is None:
         try:
-            data = rt.fetcher.fetch(recording_url).data
+            data = fetch(recording_url).data
         except RecordingNotReady:
             if time.monotonic() + FETCH_RETRY_S >= deadline:
                 return None
@@ -52,7 +64,7 @@ def hear(rt: Runtime, recording_url: str, *, language: str, budget_s: float) -> 
     if remaining <= 0:
         return None
     try:
-        transcript = transcribe_within(rt.stt(), data, budget_s=remaining, language=language)
+        transcript = transcribe_within(engine, data, budget_s=remaining, language=language)
     except (AudioError, TranscriptionError) as exc:
         log.warning("in-call transcription failed: %s", type(exc).__name__)
         return None

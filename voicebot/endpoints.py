@@ -7,18 +7,19 @@ import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from esitieto.runtime import Runtime, get_runtime
 from integrations.twilio import signature_is_valid
-from models import Call, CallState, Station, utcnow
+from models import Call, CallState, Station
 from pretriage.service import offered_paths
 from voicebot import assess as assess_
 from voicebot import service, twiml
+from voicebot.deps import VoicebotDeps, get_deps
 from voicebot.dialogue import (
     NURSE_KEY,
     REPEAT_KEY,
@@ -40,9 +41,9 @@ router = APIRouter(prefix="/twilio", tags=["twilio"])
 TWIML = "application/xml"
 
 
-def _public_url(request: Request, runtime: Runtime) -> str:
+def _public_url(request: Request, deps: VoicebotDeps) -> str:
     """The URL Twilio signed: the configured public base when behind a proxy."""
-    base = runtime.settings.twilio.public_base_url
+    base = deps.public_base_url
     if not base:
         return str(request.url)
     query = f"?{request.url.query}" if request.url.query else ""
@@ -50,7 +51,7 @@ def _public_url(request: Request, runtime: Runtime) -> str:
 
 
 async def verified_form(
-    request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]
+    request: Request, deps: Annotated[VoicebotDeps, Depends(get_deps)]
 ) -> dict[str, str]:
     """The webhook's form fields, after ``X-Twilio-Signature`` checked out (403 otherwise)."""
     try:
@@ -58,16 +59,16 @@ async def verified_form(
     except Exception as exc:
         raise HTTPException(status_code=400, detail="malformed form body") from exc
     params = {k: v for k, v in form.items() if isinstance(v, str)}
-    token = runtime.settings.twilio_auth_token.get_secret_value()
+    token = deps.auth_token.get_secret_value()
     signature = request.headers.get("X-Twilio-Signature")
-    if not signature_is_valid(token, _public_url(request, runtime), params, signature):
+    if not signature_is_valid(token, _public_url(request, deps), params, signature):
         log.warning("rejected a webhook with a missing or wrong signature: %s", request.url.path)
         raise HTTPException(status_code=403, detail="invalid Twilio signature")
     return params
 
 
 Form = Annotated[dict[str, str], Depends(verified_form)]
-Rt = Annotated[Runtime, Depends(get_runtime)]
+Deps = Annotated[VoicebotDeps, Depends(get_deps)]
 
 
 def _call_params(form: dict[str, str]) -> service.CallParams:
@@ -82,10 +83,10 @@ def _xml(body: str) -> Response:
 
 
 @router.post("/voice")
-def incoming_call(form: Form, runtime: Rt) -> Response:
+def incoming_call(form: Form, deps: Deps) -> Response:
     """A new call (or Twilio retrying it): find the station by the called number and greet."""
     params = _call_params(form)
-    with runtime.db.session() as session:
+    with deps.session() as session:
         station = service.find_station(session, params.to_number)
         if station is None:
             log.warning("call to a number with no station: %s", params.to_number)
@@ -94,13 +95,13 @@ def incoming_call(form: Form, runtime: Rt) -> Response:
         answers = service.load_answers(call, station)
         if call.state != CallState.IN_PROGRESS:
             return _xml(twiml.goodbye(catalogue(answers.language), "closing", voice=station.voice))
-        closed = service.station_closed(station)
+        closed = service.station_closed(station, deps.clock())
         if call.dialogue_step in ("greeting", State.WELCOME.value):
             step = prompt_for(State.WELCOME, answers, closed=closed)
         else:  # a retried webhook mid-call: say the current question again
             step = prompt_for(State(call.dialogue_step), answers, closed=closed)
         service.save(call, answers, step)
-        return _render(session, call, station, answers, step)
+        return _render(deps.clock(), session, call, station, answers, step)
 
 
 def _require_call(session: Session, params: service.CallParams) -> tuple[Station, Call]:
@@ -111,7 +112,7 @@ def _require_call(session: Session, params: service.CallParams) -> tuple[Station
 
 
 @router.post("/gather")
-def gather(form: Form, runtime: Rt, state: str) -> Response:
+def gather(form: Form, deps: Deps, state: str) -> Response:
     """The caller pressed keys (or did not, in time) at ``state``'s question."""
     params = _call_params(form)
     try:
@@ -119,17 +120,19 @@ def gather(form: Form, runtime: Rt, state: str) -> Response:
     except ValueError as exc:
         raise HTTPException(status_code=400, detail="unknown dialogue state") from exc
     digits = (form.get("Digits") or "").strip()
-    with runtime.db.session() as session:
+    with deps.session() as session:
         station, call = _require_call(session, params)
         answers = service.load_answers(call, station)
-        closed = service.station_closed(station)
+        closed = service.station_closed(station, deps.clock())
         if call.dialogue_step != asked.value:
             # A retried or late webhook for a question already answered: change nothing.
             known = {st.value for st in State}
             current = State(call.dialogue_step) if call.dialogue_step in known else State.DONE
-            return _render(session, call, station, answers, prompt_for(current, answers))
+            return _render(
+                deps.clock(), session, call, station, answers, prompt_for(current, answers)
+            )
         if asked is State.IDENTITY and digits not in ("", "#", REPEAT_KEY, NURSE_KEY):
-            step = identity_result(answers, _keep_identity(runtime, call, digits))
+            step = identity_result(answers, _keep_identity(deps, call, digits))
         else:
             step = advance(
                 asked,
@@ -139,16 +142,16 @@ def gather(form: Form, runtime: Rt, state: str) -> Response:
                 feedback_question=service.feedback_question(call),
             )
         service.save(call, answers, step)
-        service.apply_outcome(session, call, answers)
-        return _render(session, call, station, answers, step)
+        service.apply_outcome(session, call, answers, now=deps.clock())
+        return _render(deps.clock(), session, call, station, answers, step)
 
 
 @router.post("/recorded")
-def recorded(form: Form, runtime: Rt, step: str = "reason") -> Response:
+def recorded(form: Form, deps: Deps, step: str = "reason") -> Response:
     """The ``<Record>`` action: keep the recording, then assess it while the caller waits."""
     params = _call_params(form)
     recording_sid = (form.get("RecordingSid") or "").strip()
-    with runtime.db.session() as session:
+    with deps.session() as session:
         station, call = _require_call(session, params)
         if recording_sid:
             service.upsert_recording(
@@ -162,19 +165,19 @@ def recorded(form: Form, runtime: Rt, step: str = "reason") -> Response:
         answers = service.load_answers(call, station)
         nxt = after_recording(answers, recorded=bool(recording_sid))
         service.save(call, answers, nxt)
-        return _render(session, call, station, answers, nxt)
+        return _render(deps.clock(), session, call, station, answers, nxt)
 
 
 @router.post("/no-recording")
-def no_recording(form: Form, runtime: Rt, step: str = "reason") -> Response:
+def no_recording(form: Form, deps: Deps, step: str = "reason") -> Response:
     """The caller said nothing: a nurse will still see the case; go on to the outcome."""
     params = _call_params(form)
-    with runtime.db.session() as session:
+    with deps.session() as session:
         station, call = _require_call(session, params)
         answers = service.load_answers(call, station)
         nxt = after_recording(answers, recorded=False)
         service.save(call, answers, nxt)
-        return _render(session, call, station, answers, nxt)
+        return _render(deps.clock(), session, call, station, answers, nxt)
 
 
 _ASSESS_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="in-call-assess")
@@ -183,45 +186,63 @@ the other webhooks of every call in flight keep answering at once."""
 
 
 @router.post("/assess")
-async def assess_answer(form: Form, runtime: Rt) -> Response:
+async def assess_answer(form: Form, deps: Deps) -> Response:
     """The budgeted step: transcribe and pretriage the free answer during the call.
 
     The only webhook allowed to take seconds (up to ``voicebot.in_call_budget_s``); no
     transaction is open meanwhile."""
     params = _call_params(form)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_ASSESS_POOL, _assess, runtime, params)
+    return await loop.run_in_executor(_ASSESS_POOL, _assess, deps, params)
 
 
-def _assess(runtime: Runtime, params: service.CallParams) -> Response:
-    with runtime.db.session() as session:
+def _assess(deps: VoicebotDeps, params: service.CallParams) -> Response:
+    with deps.session() as session:
         station, call = _require_call(session, params)
         answers = service.load_answers(call, station)
         if call.dialogue_step != State.ASSESS.value:
             return _render(
-                session, call, station, answers, prompt_for(State(call.dialogue_step), answers)
+                deps.clock(),
+                session,
+                call,
+                station,
+                answers,
+                prompt_for(State(call.dialogue_step), answers),
             )
-        url = service.reason_recording_url(session, call)
+        recording = service.reason_recording(session, call)
+        given = service.given_words(session, recording[0]) if recording else None
+        url = recording[1] if recording else None
         call_id, language = call.id, answers.language
         paths = offered_paths(station)
-        age, sex = service.identity_facts(runtime.settings.identity_key, call)
+        age, sex = service.identity_facts(deps.identity_key, call, today=deps.clock().date())
     heard: assess_.Heard | None = None
     if answers.heard is not None:
         heard = assess_.Heard(answers.heard, answers.heard_confidence)
+    elif given is not None:
+        heard = assess_.Heard(given, None)
     elif url:
         heard = assess_.hear(
-            runtime, url, language=language, budget_s=runtime.settings.voicebot.in_call_budget_s
+            deps.fetch_recording,
+            deps.speech_to_text(),
+            url,
+            language=language,
+            budget_s=deps.in_call_budget_s,
         )
     context = assess_.context_of(answers, age, sex)
     assessment, _decision = assess_.assess(answers, heard, context, paths)
-    if assessment.route == "digital_path" and runtime.sms is None:
+    if assessment.route == "digital_path" and deps.sms is None:
         # No way to send the link from here: a nurse calls back instead.
         assessment = replace(assessment, route="callback", digital_path=None)
-    with runtime.db.session() as session:
+    with deps.session() as session:
         station, call = _require_call(session, params)
         if call.id != call_id or call.dialogue_step != State.ASSESS.value:
             return _render(
-                session, call, station, answers, prompt_for(State(call.dialogue_step), answers)
+                deps.clock(),
+                session,
+                call,
+                station,
+                answers,
+                prompt_for(State(call.dialogue_step), answers),
             )
         if heard is not None:
             answers.heard, answers.heard_confidence = heard.text, heard.confidence
@@ -230,21 +251,21 @@ def _assess(runtime: Runtime, params: service.CallParams) -> Response:
         step = decide_next(
             answers,
             assessment,
-            closed=service.station_closed(station),
+            closed=service.station_closed(station, deps.clock()),
             feedback_question=service.feedback_question(call),
         )
         service.save(call, answers, step)
-        service.apply_outcome(session, call, answers)
-        return _render(session, call, station, answers, step)
+        service.apply_outcome(session, call, answers, now=deps.clock())
+        return _render(deps.clock(), session, call, station, answers, step)
 
 
 def _render(
-    session: Session, call: Call, station: Station, answers: Answers, step: Step
+    now: datetime, session: Session, call: Call, station: Station, answers: Answers, step: Step
 ) -> Response:
     cat = catalogue(answers.language)
     values = {"station": station.name}
     if "callback_window" in step.say:
-        values["window"] = service.callback_window_text(session, call, station, cat)
+        values["window"] = service.callback_window_text(session, call, station, cat, now)
     if "offer_sms" in step.say:
         values["service"] = cat.services.get(answers.digital_path or "", "")
     return _xml(
@@ -259,13 +280,13 @@ def _render(
     )
 
 
-def _keep_identity(runtime: Runtime, call: Call, digits: str) -> bool:
+def _keep_identity(deps: VoicebotDeps, call: Call, digits: str) -> bool:
     """Validate the keyed identity code and keep it sealed; False when it is not valid."""
     try:
-        keyed = parse_keyed_identity(digits.rstrip("#"), today=utcnow().date())
+        keyed = parse_keyed_identity(digits.rstrip("#"), today=deps.clock().date())
     except IdentityError:
         return False
-    vault = IdentityVault(runtime.settings.identity_key)
+    vault = IdentityVault(deps.identity_key)
     payload = json.dumps(
         {"code": keyed.code, "birth_date": keyed.birth_date.isoformat(), "sex": keyed.sex}
     )
@@ -274,12 +295,12 @@ def _keep_identity(runtime: Runtime, call: Call, digits: str) -> bool:
 
 
 @router.post("/status")
-def call_status(form: Form, runtime: Rt) -> Response:
+def call_status(form: Form, deps: Deps) -> Response:
     """Call status callback: a final status ends the call and starts the pipeline."""
     params = _call_params(form)
     status = (form.get("CallStatus") or "").strip()
     key = f"status:{params.call_sid}:{status}:{form.get('SequenceNumber', '')}"
-    with runtime.db.session() as session:
+    with deps.session() as session:
         station = service.find_station(session, params.to_number)
         call = service.find_call(session, params.call_sid)
         if call is None and station is not None:
@@ -296,7 +317,11 @@ def call_status(form: Form, runtime: Rt) -> Response:
             return _xml(twiml.empty())
         if call is not None and status in service.FINAL_CALL_STATUSES:
             service.end_call(
-                session, call, twilio_status=status, duration_s=_int(form.get("CallDuration"))
+                session,
+                call,
+                twilio_status=status,
+                duration_s=_int(form.get("CallDuration")),
+                now=deps.clock(),
             )
         elif call is not None:
             call.twilio_status = status or call.twilio_status
@@ -304,14 +329,14 @@ def call_status(form: Form, runtime: Rt) -> Response:
 
 
 @router.post("/recording-status")
-def recording_status(form: Form, runtime: Rt, step: str = "reason") -> Response:
+def recording_status(form: Form, deps: Deps, step: str = "reason") -> Response:
     """Recording status callback: the audio is ready to fetch, or there is none."""
     params = _call_params(form)
     recording_sid = (form.get("RecordingSid") or "").strip()
     status = (form.get("RecordingStatus") or "").strip()
     if not recording_sid:
         raise HTTPException(status_code=400, detail="RecordingSid missing")
-    with runtime.db.session() as session:
+    with deps.session() as session:
         _station, call = _require_call(session, params)
         if not service.store_event(
             session,

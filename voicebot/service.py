@@ -17,18 +17,18 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from esitieto.jobs import enqueue
+from integrations.jobs import enqueue
 from models import (
     Call,
     Callback,
     CallerFeedback,
     CallEvent,
     CallState,
+    GivenTranscript,
     JobKind,
     Recording,
     RecordingState,
     Station,
-    utcnow,
 )
 from pretriage.callback_window import OpeningHours, OpeningHoursError
 from pretriage.schemas import URGENCY_RANK
@@ -201,14 +201,16 @@ def mark_recording_absent(session: Session, rec: Recording, error: str) -> None:
         enqueue(session, JobKind.FINALIZE_CALL, rec.call_id)
 
 
-def end_call(session: Session, call: Call, *, twilio_status: str, duration_s: int | None) -> None:
+def end_call(
+    session: Session, call: Call, *, twilio_status: str, duration_s: int | None, now: datetime
+) -> None:
     """The caller hung up (or the call never connected): process what we have."""
     call.twilio_status = twilio_status
     if duration_s is not None:
         call.duration_s = duration_s
     if call.state == CallState.IN_PROGRESS:
         call.state = CallState.ENDED
-        call.ended_at = utcnow()
+        call.ended_at = now
         call.dialogue_step = "done"
     for rec in call.recordings:
         if rec.state == RecordingState.PENDING and rec.source_url:
@@ -231,9 +233,9 @@ def save(call: Call, answers: Answers, step: Step) -> None:
     call.language = answers.language
 
 
-def station_closed(station: Station, now: datetime | None = None) -> bool:
+def station_closed(station: Station, now: datetime) -> bool:
     """Whether the station is outside its opening hours now (nurses cannot take a call)."""
-    local = (now or utcnow()).astimezone(ZoneInfo(station.timezone))
+    local = now.astimezone(ZoneInfo(station.timezone))
     try:
         span = OpeningHours.parse(station.opening_hours).hours_on(local)
     except OpeningHoursError:
@@ -247,17 +249,19 @@ def feedback_question(call: Call) -> str:
     return FEEDBACK_QUESTIONS[int(call.id[-6:], 16) % len(FEEDBACK_QUESTIONS)]
 
 
-def callback_window_text(session: Session, call: Call, station: Station, cat: Catalogue) -> str:
+def callback_window_text(
+    session: Session, call: Call, station: Station, cat: Catalogue, now: datetime
+) -> str:
     """ "tänään kello 13.00–14.00": the window the caller is promised, in their language."""
     cb = session.scalar(select(Callback).where(Callback.call_id == call.id))
     tz = ZoneInfo(station.timezone)
     if cb is None or cb.window_start is None or cb.window_end is None:
-        window = estimate_callback(session, station, call_id=call.id)
+        window = estimate_callback(session, station, now, call_id=call.id)
         start, end = window.start, window.end
     else:
         start, end = cb.window_start, cb.window_end
     start, end = start.astimezone(tz), end.astimezone(tz)
-    today = utcnow().astimezone(tz).date()
+    today = now.astimezone(tz).date()
     times = {"start": start.strftime("%H.%M"), "end": end.strftime("%H.%M")}
     if cat.language == "en":
         times = {"start": start.strftime("%H:%M"), "end": end.strftime("%H:%M")}
@@ -266,7 +270,7 @@ def callback_window_text(session: Session, call: Call, station: Station, cat: Ca
     return cat.text("another_day", day=cat.days[start.weekday()], **times)
 
 
-def apply_outcome(session: Session, call: Call, answers: Answers) -> None:
+def apply_outcome(session: Session, call: Call, answers: Answers, *, now: datetime) -> None:
     """Make what the caller was told happen: the queue, the SMS, the callback, the feedback."""
     if answers.outcome in ("emergency", "nurse_queue"):
         urgency = "emergency" if answers.outcome == "emergency" else (call.urgency or "urgent")
@@ -277,7 +281,7 @@ def apply_outcome(session: Session, call: Call, answers: Answers) -> None:
         call.route = "digital_path"
         enqueue(session, JobKind.SEND_SMS, call.id)
     elif answers.outcome == "callback":
-        cb = ensure_callback(session, call)
+        cb = ensure_callback(session, call, now)
         if answers.callback_number:
             cb.phone_number = answers.callback_number
         call.route = call.route or "callback"
@@ -298,16 +302,31 @@ def apply_outcome(session: Session, call: Call, answers: Answers) -> None:
             )
 
 
-def reason_recording_url(session: Session, call: Call) -> str | None:
-    """Where Twilio keeps the free answer's recording (from the record action)."""
-    return session.scalar(
-        select(Recording.source_url)
+def reason_recording(session: Session, call: Call) -> tuple[str, str | None] | None:
+    """The free answer's recording: its ``RecordingSid`` and where Twilio keeps it."""
+    row = session.execute(
+        select(Recording.recording_sid, Recording.source_url)
         .where(Recording.call_id == call.id, Recording.prompt_key == "reason")
         .order_by(Recording.sequence.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def given_words(session: Session, recording_sid: str) -> str | None:
+    """Words given for a recording instead of recognising it (``simulate-call --as-heard``)."""
+    return session.scalar(
+        select(GivenTranscript.text).where(GivenTranscript.recording_sid == recording_sid)
     )
 
 
-def identity_facts(key: bytes, call: Call) -> tuple[int | None, str | None]:
+def give_words(session: Session, recording_sid: str, text: str) -> None:
+    """Store the words a simulated caller is taken to have said for ``recording_sid``."""
+    if session.get(GivenTranscript, recording_sid) is None:
+        session.add(GivenTranscript(recording_sid=recording_sid, text=text))
+
+
+def identity_facts(key: bytes, call: Call, *, today: date) -> tuple[int | None, str | None]:
     """Age and sex from the call's sealed identity code, for pretriage (never logged)."""
     if not call.identity_sealed:
         return None, None
@@ -316,6 +335,5 @@ def identity_facts(key: bytes, call: Call) -> tuple[int | None, str | None]:
         birth = date.fromisoformat(data["birth_date"])
     except (IdentityError, ValueError, KeyError):
         return None, None
-    today = utcnow().date()
     age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
     return age, str(data["sex"])

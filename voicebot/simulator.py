@@ -11,16 +11,18 @@ from __future__ import annotations
 import base64
 import hmac
 import http.server
+import math
 import mimetypes
-import socket
+import struct
+import tempfile
 import threading
 import time
 import uuid
 import wave
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +31,10 @@ from urllib.parse import urljoin
 import httpx
 from defusedxml import ElementTree as safe_xml
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from esitieto.runtime import Runtime
-from esitieto.settings import Settings
 from integrations.twilio import sign
-from models import Call, CallState, Station, Summary, TriageDecision
+from models import Call, CallState, Summary, TriageDecision
 
 TWILIO_API_VERSION = "2010-04-01"
 
@@ -79,12 +80,31 @@ class RecordingServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
+        self._tmp = tempfile.TemporaryDirectory(prefix="esitieto-sim-")
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.base = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def add(self, recording_sid: str, path: Path) -> str:
         self._files[recording_sid] = path
+        return self.url_of(recording_sid)
+
+    def add_tone(self, recording_sid: str, seconds: float = 1.0) -> str:
+        """A short quiet tone as the recording of an answer whose words are given."""
+        path = Path(self._tmp.name) / f"{recording_sid}.wav"
+        rate = 8000
+        frames = b"".join(
+            struct.pack("<h", int(3000 * math.sin(2 * math.pi * 440 * i / rate)))
+            for i in range(int(rate * seconds))
+        )
+        with wave.open(str(path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(frames)
+        return self.add(recording_sid, path)
+
+    def url_of(self, recording_sid: str) -> str:
         return (
             f"{self.base}/{TWILIO_API_VERSION}/Accounts/{self.account_sid}"
             f"/Recordings/{recording_sid}"
@@ -97,9 +117,10 @@ class RecordingServer:
     def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+        self._tmp.cleanup()
 
 
-def _sid(prefix: str) -> str:
+def new_sid(prefix: str) -> str:
     return prefix + uuid.uuid4().hex
 
 
@@ -127,9 +148,12 @@ class CallDriver:
     outcome: str = "completed"
     requests: int = 0
     timings: list[tuple[str, float]] = field(default_factory=list)
+    """(webhook path, seconds) for every request, for ``esitieto bench voicebot``."""
     pause: Callable[[], None] | None = None
     """Called before each webhook after the first: the caller listening (bench pacing)."""
-    """(webhook path, seconds) for every request, for ``esitieto bench voicebot``."""
+    given: deque[str] = field(default_factory=deque)
+    """Answers given as words (see :func:`play_call`), used before any audio."""
+    give_transcript: Callable[[str, str], None] | None = None
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60.0))
 
     def post(self, url: str, extra: dict[str, str] | None = None) -> str:
@@ -206,8 +230,12 @@ class CallDriver:
     ) -> tuple[str | None, dict[str, str] | None] | None:
         """Answer a ``<Record>``; None when the caller stays silent (go on to the next verb)."""
         status_cb = verb.get("recordingStatusCallback")
-        sid = _sid("RE")
-        if not self.audio:
+        sid = new_sid("RE")
+        if self.given and self.give_transcript is not None:
+            self.give_transcript(sid, self.given.popleft())
+            url = self.media.add_tone(sid)
+            path = None
+        elif not self.audio:
             # Silence: Twilio reports the recording absent and goes on to the next verb.
             if status_cb and "absent" in (verb.get("recordingStatusCallbackEvent") or ""):
                 self.post(
@@ -215,11 +243,13 @@ class CallDriver:
                     {"RecordingSid": sid, "RecordingStatus": "absent", "RecordingDuration": "0"},
                 )
             return None
-        path = self.audio.popleft()
+        else:
+            path = self.audio.popleft()
+            url = self.media.add(sid, path)
         rec = {
             "RecordingSid": sid,
-            "RecordingUrl": self.media.add(sid, path),
-            "RecordingDuration": str(_audio_seconds(path)),
+            "RecordingUrl": url,
+            "RecordingDuration": str(_audio_seconds(path) if path else 1),
         }
         action_url = urljoin(doc_url, verb.get("action") or doc_url)
         body = self.post(action_url, rec)
@@ -240,94 +270,43 @@ class _CallerHungUp(Exception):
     """The simulated caller put the phone down (``--hangup-after``)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@dataclass(frozen=True)
+class PlayedCall:
+    call_sid: str
+    heard: list[str]
+    """What the caller heard, in order; transfers as ``[Enqueue: queue]``."""
+    outcome: str
+    """``nurse_queue``, ``hangup``, ``caller_hung_up`` or ``completed``."""
 
 
-@contextmanager
-def _inprocess_app(runtime: Runtime) -> Iterator[str]:
-    import uvicorn
-
-    from esitieto.app import create_app
-
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(runtime=runtime), host="127.0.0.1", port=port, log_level="warning"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise SimulationError("the in-process app did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-def simulate_call(
-    settings: Settings,
+def play_call(
+    base_url: str,
     *,
-    station_id: str,
+    account_sid: str,
+    auth_token: str,
+    to_number: str,
     audio: list[Path],
-    url: str | None = None,
     from_number: str = "+358401234567",
     digits: list[str] | None = None,
     hangup_after: int | None = None,
-    timeout_s: float = 180.0,
-    runtime: Runtime | None = None,
-) -> dict[str, Any]:
-    """Play one call and return the finished case as JSON-ready data."""
+    give_transcript: Callable[[str, str], None] | None = None,
+    as_heard: list[str] | None = None,
+) -> PlayedCall:
+    """Play one call against the webhooks at ``base_url`` and hang up (final status callback).
+
+    ``as_heard`` answers recorded questions with given words instead of audio (demos and
+    training, where the bundled model would garble synthetic speech): each answer is a short
+    tone served as the recording, and ``give_transcript(recording_sid, text)`` stores the words
+    before Twilio's callbacks are posted, so the pipeline uses them instead of recognising."""
     for path in audio:
         if not path.is_file():
             raise SimulationError(f"{path}: no such audio file")
-    own_runtime = runtime is None
-    rt = runtime or Runtime(settings)
-    try:
-        if url is None:
-            with _inprocess_app(rt) as base:
-                return _play(
-                    rt, base, station_id, audio, from_number, digits, hangup_after, timeout_s
-                )
-        from esitieto.app import prepare
-
-        prepare(rt)
-        return _play(
-            rt, url.rstrip("/"), station_id, audio, from_number, digits, hangup_after, timeout_s
-        )
-    finally:
-        if own_runtime:
-            rt.close()
-
-
-def _play(
-    rt: Runtime,
-    base: str,
-    station_id: str,
-    audio: list[Path],
-    from_number: str,
-    digits: list[str] | None,
-    hangup_after: int | None,
-    timeout_s: float,
-) -> dict[str, Any]:
-    with rt.db.session() as session:
-        station = session.get(Station, station_id)
-        if station is None:
-            raise SimulationError(f"unknown station '{station_id}'")
-        to_number = station.phone_number
-    settings = rt.settings
-    call_sid = _sid("CA")
-    token = settings.twilio_auth_token.get_secret_value()
+    if as_heard and give_transcript is None:
+        raise SimulationError("given words need a way to store them (give_transcript)")
+    call_sid = new_sid("CA")
     params = {
         "CallSid": call_sid,
-        "AccountSid": settings.twilio.account_sid,
+        "AccountSid": account_sid,
         "From": from_number,
         "To": to_number,
         "Called": to_number,
@@ -335,36 +314,38 @@ def _play(
         "ApiVersion": TWILIO_API_VERSION,
     }
     started = time.monotonic()
-    with RecordingServer(settings.twilio.account_sid, token) as media:
+    with RecordingServer(account_sid, auth_token) as media:
         driver = CallDriver(
-            base_url=base,
-            auth_token=token,
+            base_url=base_url.rstrip("/"),
+            auth_token=auth_token,
             media=media,
-            call_params={**params, "CallStatus": "ringing"},
+            call_params={**params, "CallStatus": "in-progress"},
             audio=deque(audio),
             digits=deque(digits or []),
             hangup_after=hangup_after,
+            given=deque(as_heard or []),
+            give_transcript=give_transcript,
         )
         try:
-            driver.call_params["CallStatus"] = "in-progress"
             driver.run("/twilio/voice")
+            duration = str(max(1, round(time.monotonic() - started)))
+            driver.hangup_after = None
+            driver.call_params["CallStatus"] = "completed"
+            driver.post("/twilio/status", {"CallDuration": duration, "CallStatus": "completed"})
         except httpx.HTTPError as exc:
-            raise SimulationError(f"could not reach the app at {base}: {exc}") from exc
-        duration = str(max(1, round(time.monotonic() - started)))
-        driver.hangup_after = None
-        driver.call_params["CallStatus"] = "completed"
-        driver.post("/twilio/status", {"CallDuration": duration, "CallStatus": "completed"})
-        case = _wait_for_case(rt, call_sid, timeout_s)
-    case["heard"] = driver.heard
-    case["outcome"] = driver.outcome
-    return case
+            raise SimulationError(f"could not reach the app at {base_url}: {exc}") from exc
+    return PlayedCall(call_sid=call_sid, heard=driver.heard, outcome=driver.outcome)
 
 
-def _wait_for_case(rt: Runtime, call_sid: str, timeout_s: float) -> dict[str, Any]:
+def wait_for_case(
+    session: Callable[[], AbstractContextManager[Session]], call_sid: str, timeout_s: float
+) -> dict[str, Any]:
+    """The case once the pipeline has finished it (ready or failed)."""
     deadline = time.monotonic() + timeout_s
     state = "unknown"
     while time.monotonic() < deadline:
-        case = load_case(rt, call_sid)
+        with session() as s:
+            case = load_case(s, call_sid)
         if case is not None:
             state = case["state"]
             if state in (CallState.READY, CallState.FAILED):
@@ -373,50 +354,49 @@ def _wait_for_case(rt: Runtime, call_sid: str, timeout_s: float) -> dict[str, An
     raise SimulationError(f"timed out after {timeout_s:.0f}s waiting for the case (state: {state})")
 
 
-def load_case(rt: Runtime, call_sid: str) -> dict[str, Any] | None:
+def load_case(session: Session, call_sid: str) -> dict[str, Any] | None:
     """The stored case of a call, as the nurse would see it."""
-    with rt.db.session() as session:
-        call = session.scalar(select(Call).where(Call.call_sid == call_sid))
-        if call is None:
-            return None
-        summary = session.scalar(select(Summary).where(Summary.call_id == call.id))
-        decision = session.scalar(
-            select(TriageDecision)
-            .where(TriageDecision.call_id == call.id)
-            .order_by(TriageDecision.created_at.desc())
-        )
-        recordings = [
-            {
-                "recording_sid": r.recording_sid,
-                "state": r.state,
-                "duration_s": r.duration_s,
-                "error": r.error,
-                "transcript": r.transcript.text if r.transcript else None,
-                "segments": [
-                    {"start": s.start_s, "end": s.end_s, "text": s.text}
-                    for s in (r.transcript.segments if r.transcript else [])
-                ],
-            }
-            for r in call.recordings
-        ]
-        return {
-            "case_id": call.id,
-            "call_sid": call.call_sid,
-            "station": call.station_id,
-            "state": call.state,
-            "language": call.language,
-            "recordings": recordings,
-            "transcript": summary.source_text if summary else "",
-            "summary": summary.data if summary else None,
-            "note": summary.note if summary else None,
-            "triage": {
-                "urgency": decision.urgency,
-                "route": decision.route,
-                "digital_path": decision.digital_path,
-                "reasons": decision.reasons,
-                "ruleset_version": decision.ruleset_version,
-            }
-            if decision
-            else None,
-            "processing_error": call.processing_error,
+    call = session.scalar(select(Call).where(Call.call_sid == call_sid))
+    if call is None:
+        return None
+    summary = session.scalar(select(Summary).where(Summary.call_id == call.id))
+    decision = session.scalar(
+        select(TriageDecision)
+        .where(TriageDecision.call_id == call.id)
+        .order_by(TriageDecision.created_at.desc())
+    )
+    recordings = [
+        {
+            "recording_sid": r.recording_sid,
+            "state": r.state,
+            "duration_s": r.duration_s,
+            "error": r.error,
+            "transcript": r.transcript.text if r.transcript else None,
+            "segments": [
+                {"start": s.start_s, "end": s.end_s, "text": s.text}
+                for s in (r.transcript.segments if r.transcript else [])
+            ],
         }
+        for r in call.recordings
+    ]
+    return {
+        "case_id": call.id,
+        "call_sid": call.call_sid,
+        "station": call.station_id,
+        "state": call.state,
+        "language": call.language,
+        "recordings": recordings,
+        "transcript": summary.source_text if summary else "",
+        "summary": summary.data if summary else None,
+        "note": summary.note if summary else None,
+        "triage": {
+            "urgency": decision.urgency,
+            "route": decision.route,
+            "digital_path": decision.digital_path,
+            "reasons": decision.reasons,
+            "ruleset_version": decision.ruleset_version,
+        }
+        if decision
+        else None,
+        "processing_error": call.processing_error,
+    }

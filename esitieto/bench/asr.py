@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from esitieto.settings import AsrSettings
+from summarizer.speech.settings import AsrSettings
 
 SCRIPTS = Path(__file__).with_name("asr_scripts.yaml")
 BENCH_INSTALL_HINT = "the ASR benchmark needs jiwer and openai-whisper: pip install -e '.[test]'"

@@ -14,8 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from esitieto.analysis import analyze_text
 from esitieto.settings import Settings
+from pretriage.analysis import analyze_text
 from summarizer.text.schemas import CallContext
 
 VOICES = {"fi": "fi", "sv": "sv", "en": "en-gb"}

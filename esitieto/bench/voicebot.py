@@ -30,7 +30,7 @@ from typing import Any
 
 import httpx
 
-from voicebot.simulator import TWILIO_API_VERSION, CallDriver, RecordingServer, _sid
+from voicebot.simulator import TWILIO_API_VERSION, CallDriver, RecordingServer, new_sid
 
 BUDGETED = "/twilio/assess"
 SCRIPT = "Minulla on ollut kuumetta ja yskää kaksi päivää."
@@ -195,7 +195,7 @@ def _callers(
     def caller(i: int) -> None:
         pace = random.Random(i)
         params = {
-            "CallSid": _sid("CA"),
+            "CallSid": new_sid("CA"),
             "AccountSid": "AC00000000000000000000000000000000",
             "From": f"+35840{i:07d}",
             "To": to_number,

@@ -43,7 +43,7 @@ from summarizer.speech.bundled_model import ensure_bundled_model
 from summarizer.speech.schemas import Transcript, TranscriptSegment
 
 if TYPE_CHECKING:
-    from esitieto.settings import AsrSettings
+    from summarizer.speech.settings import AsrSettings
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,7 @@ import httpx
 
 from summarizer.text.note import NOTE_LANGUAGES, reason_line, template
 from summarizer.text.schemas import CallContext, Summary
+from summarizer.text.settings import SummarizerSettings
 
 log = logging.getLogger(__name__)
 
@@ -608,3 +609,16 @@ def build_phraser(
             max_new_tokens=max_new_tokens,
         )
     raise ValueError(f"unknown phrasing backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+
+
+def phraser_from_settings(cfg: SummarizerSettings) -> Phraser | None:
+    """The phraser the ``ESITIETO_SUMMARIZER__*`` settings ask for, or None (deterministic)."""
+    return build_phraser(
+        cfg.llm_backend,
+        model_dir=cfg.llm_model_dir,
+        base_url=cfg.llm_base_url,
+        model=cfg.llm_model,
+        api_key=cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else None,
+        timeout_s=cfg.llm_timeout_s,
+        max_new_tokens=cfg.llm_max_new_tokens,
+    )

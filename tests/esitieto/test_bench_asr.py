@@ -17,7 +17,7 @@ from esitieto.bench.asr import (
     table,
     word_error_rates,
 )
-from esitieto.settings import AsrSettings
+from summarizer.speech.settings import AsrSettings
 from tests.conftest import need
 
 SCRIPTS = """

@@ -11,8 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from esitieto.jobs import GiveUp, JobSpec, RetryLater, Worker, enqueue
 from esitieto.runtime import Runtime
+from esitieto.worker import Worker
+from integrations.jobs import GiveUp, JobSpec, RetryLater, enqueue
 from models import Job, JobState, utcnow
 
 

@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from esitieto.analysis import analyze_text
 from esitieto.app import create_app, prepare
 from esitieto.runtime import Runtime
-from esitieto.settings import SummarizerSettings
+from pretriage.analysis import analyze_text
+from summarizer.text.settings import SummarizerSettings
 from tests.conftest import make_settings
-from tests.summarizer.test_phrasing import FakeLLM, fake_llm  # noqa: F401 - the fixture
+from tests.summarizer.text.test_phrasing import FakeLLM, fake_llm  # noqa: F401 - the fixture
 
 TEXT = "Minulla on ollut yskää ja kuumetta kaksi päivää, lämpö 38,4. Ei hengenahdistusta."
 

@@ -311,8 +311,8 @@ def test_a_nurse_marks_the_callback_done_and_says_how_the_summary_was_used(
 def test_each_fact_links_to_the_callers_words_and_segments_play_their_moment(
     client: TestClient, runtime: Runtime
 ) -> None:
-    from esitieto.analysis import analyze_text
     from esitieto.web.pages import evidence_facts, highlight
+    from pretriage.analysis import analyze_text
 
     text = "Minulla on ollut kuumetta kaksi päivää. Ei hengenahdistusta."
     result = analyze_text(None, text)

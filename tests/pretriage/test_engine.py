@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esitieto.analysis import analyze_text
+from pretriage.analysis import analyze_text
 from pretriage.schemas import URGENCY_RANK, TriageDecision
 from summarizer.text.schemas import CallContext
 

@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from esitieto.app import prepare
-from esitieto.pipeline import Pipeline
 from esitieto.runtime import Runtime
 from models import (
     AuditEvent,
@@ -39,6 +38,7 @@ from pretriage.service import (
     override_triage,
     station_paths,
 )
+from voicebot.tasks import Pipeline
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 # A Tuesday morning in Helsinki, inside the default opening hours.
@@ -163,7 +163,7 @@ def finalize(runtime: Runtime, station_row: Station, text: str) -> str:
         call = add_call(s, station_row.id, started_at=datetime.now(UTC))
         add_transcript(s, call, text)
         call_id = call.id
-    Pipeline(runtime).finalize_call(call_id)
+    Pipeline(runtime.voicebot).finalize_call(call_id)
     return call_id
 
 

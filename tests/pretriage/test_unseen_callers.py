@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from esitieto.analysis import AnalysisResult, analyze_text
+from pretriage.analysis import AnalysisResult, analyze_text
 from summarizer.text.schemas import CallContext
 
 CASES = Path(__file__).resolve().parents[1] / "data" / "unseen_callers.jsonl"

@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 from esitieto.app import prepare
 from esitieto.runtime import Runtime
-from esitieto.settings import VoicebotSettings
+from esitieto.simulate import simulate_call
 from models import Call, Callback, CallerFeedback, Station
 from tests.conftest import make_settings, synth_phone_audio
 from tests.integrations.test_sms import FakeTwilio, fake_twilio  # noqa: F401 - the fixture
 from voicebot.prompts import catalogue
-from voicebot.simulator import simulate_call
+from voicebot.settings import VoicebotSettings
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
 from sqlalchemy import func, select
 
 from esitieto.runtime import Runtime
+from esitieto.settings import Settings
 from models import Call, CallEvent, CallState, Job, JobKind, Recording, RecordingState
 from tests.conftest import Twilio, call_params
 from voicebot.prompts import catalogue
@@ -325,16 +327,22 @@ def test_malformed_requests_get_clear_errors(twilio: Twilio) -> None:
     assert response.status_code == 400
 
 
+@pytest.fixture
+def sms_settings(settings: Settings) -> Settings:
+    """The settings of a station that can send SMS links."""
+    settings.voicebot.sms_sender = "+358450000000"
+    return settings
+
+
 def test_a_swedish_caller_is_offered_the_sms_link_and_can_refuse_it(
-    twilio: Twilio, runtime: Runtime
+    sms_settings: Settings, twilio: Twilio, runtime: Runtime
 ) -> None:
     """The Swedish digital-path branch through the webhooks. The words are given as heard (the
     bundled base model cannot hear espeak-ng's Swedish well enough; a larger model can)."""
     from models import Callback, Station
 
+    assert runtime.sms is not None
     _hours(runtime, ALWAYS_OPEN)
-    runtime.settings.voicebot.sms_sender = "+358450000000"
-    runtime.__dict__.pop("sms", None)
     params = call_params()
     twilio.post("/twilio/voice", params)
     _press(twilio, params, "welcome", "2")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from esitieto.settings import AsrSettings
 from summarizer.speech import stt
 from summarizer.speech.audio import AudioTooLongError, CorruptAudioError, EmptyAudioError
 from summarizer.speech.engines import OpenAIWhisperEngine, TransformersWhisperEngine
+from summarizer.speech.settings import AsrSettings
 from summarizer.speech.stt import TUNED, FasterWhisperEngine, SpeechToText, get_engine
 from tests.text_distance import edit_distance
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from esitieto.settings import AsrSettings
 from summarizer.speech import stt
 from summarizer.speech.audio import AudioClip, AudioTooLongError, CorruptAudioError, EmptyAudioError
 from summarizer.speech.schemas import Transcript, TranscriptSegment
+from summarizer.speech.settings import AsrSettings
 from summarizer.speech.stt import (
     ENGINES,
     TUNED,

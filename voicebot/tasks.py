@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
-from esitieto.analysis import analyze_text
-from esitieto.jobs import GiveUp, JobSpec, RetryLater, enqueue
-from esitieto.runtime import Runtime
+from integrations.jobs import GiveUp, JobSpec, RetryLater, enqueue
 from integrations.twilio import RecordingFetchError, RecordingNotReady
 from models import (
     Call,
@@ -31,16 +28,16 @@ from models import (
     Summary,
     Transcript,
     TranscriptSegment,
-    TriageDecision,
-    utcnow,
 )
-from pretriage.schemas import URGENCY_RANK
-from pretriage.service import PRETRIAGE, ensure_callback, offered_paths
+from pretriage.service import fall_back_to_callback, offered_paths, settle_case
 from summarizer.speech.audio import AudioError
+from summarizer.speech.schemas import Transcript as SttTranscript
+from summarizer.speech.schemas import TranscriptSegment as SttSegment
 from summarizer.speech.stt import average_confidence
 from summarizer.text.schemas import CallContext
 from voicebot import service as call_service
 from voicebot.assess import context_of
+from voicebot.deps import VoicebotDeps
 from voicebot.dialogue import Answers
 from voicebot.service import identity_facts
 
@@ -58,8 +55,8 @@ class _FinalizeInputs:
 
 
 class Pipeline:
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, deps: VoicebotDeps) -> None:
+        self.deps = deps
 
     def specs(self) -> dict[str, JobSpec]:
         return {
@@ -81,7 +78,7 @@ class Pipeline:
         from voicebot.dialogue import Answers
         from voicebot.prompts import catalogue
 
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             call = session.get(Call, call_id)
             station = session.get(Station, call.station_id) if call else None
             if call is None or station is None:
@@ -91,7 +88,7 @@ class Pipeline:
                 return
             link = offered_paths(station).get(answers.digital_path)
             to, name = call.from_number, station.name
-        sender = self.rt.sms
+        sender = self.deps.sms
         if sender is None or not link or not to:
             raise GiveUp("no SMS sender, link or number")
         cat = catalogue(answers.language)
@@ -106,7 +103,7 @@ class Pipeline:
             raise GiveUp(str(exc)) from exc
         except ValueError as exc:
             raise GiveUp(str(exc)) from exc
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             call = session.get(Call, call_id)
             if call is not None:
                 answers = Answers.from_json(call.dialogue)
@@ -115,18 +112,16 @@ class Pipeline:
 
     def _sms_gave_up(self, call_id: str, error: str) -> None:
         """No SMS could be sent: a nurse calls back instead, so the caller is not left waiting."""
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             call = session.get(Call, call_id)
             if call is None:
                 return
-            ensure_callback(session, call)
-            call.route = "callback"
-            call.urgency_rank = max(call.urgency_rank, 0)
+            fall_back_to_callback(session, call, self.deps.clock())
 
     # -- fetch ---------------------------------------------------------------------------
 
     def fetch_recording(self, recording_id: str) -> None:
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             rec = session.get(Recording, recording_id)
             if rec is None:
                 raise GiveUp("no such recording")
@@ -137,15 +132,15 @@ class Pipeline:
         if not url:
             raise RetryLater("recording URL not known yet")
         try:
-            fetched = self.rt.fetcher.fetch(url)
+            fetched = self.deps.fetch_recording(url)
         except RecordingNotReady as exc:
             raise RetryLater(str(exc)) from exc
         except RecordingFetchError as exc:
             raise RetryLater(str(exc)) from exc
         ext = "mp3" if "mpeg" in fetched.content_type else "wav"
         key = f"{call_sid}/{recording_id}.{ext}"
-        self.rt.storage.put(key, fetched.data)
-        with self.rt.db.session() as session:
+        self.deps.storage.put(key, fetched.data)
+        with self.deps.session() as session:
             rec = session.get(Recording, recording_id)
             if rec is None or rec.state != RecordingState.PENDING:
                 return
@@ -159,7 +154,7 @@ class Pipeline:
     # -- transcribe ------------------------------------------------------------------------
 
     def transcribe(self, recording_id: str) -> None:
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             rec = session.get(Recording, recording_id)
             if rec is None:
                 raise GiveUp("no such recording")
@@ -168,14 +163,18 @@ class Pipeline:
             call = session.get(Call, rec.call_id)
             language = call.language if call else None
             key = rec.storage_key
-        path = self.rt.storage.local_path(key)
+            given = call_service.given_words(session, rec.recording_sid)
+        path = self.deps.storage.local_path(key)
         try:
-            transcript = self.rt.stt().transcribe(path, language=language)
+            if given is not None:
+                transcript = given_transcript(given, language, rec.duration_s)
+            else:
+                transcript = self.deps.speech_to_text().transcribe(path, language=language)
         except AudioError as exc:
             self._finish_recording(recording_id, RecordingState.FAILED, error=str(exc))
             return
         state = RecordingState.SILENT if transcript.is_empty else RecordingState.TRANSCRIBED
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             rec = session.get(Recording, recording_id)
             if rec is None or rec.state != RecordingState.FETCHED:
                 return
@@ -214,7 +213,7 @@ class Pipeline:
         )
 
     def _finish_recording(self, recording_id: str, state: str, *, error: str) -> None:
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             rec = session.get(Recording, recording_id)
             if rec is None or rec.state in RecordingState.TERMINAL:
                 return
@@ -235,7 +234,7 @@ class Pipeline:
         inputs = self._finalize_inputs(call_id)
         if inputs is None:
             return
-        result = analyze_text(
+        result = self.deps.analyze(
             call_id,
             inputs.text,
             inputs.context,
@@ -243,10 +242,9 @@ class Pipeline:
             note_language=inputs.note_language,
             headings=inputs.headings,
             enabled_paths=inputs.enabled_paths,
-            phraser=self.rt.phraser,
         )
         text = inputs.text
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             call = session.get(Call, call_id)
             if call is None:
                 raise GiveUp("no such call")
@@ -263,46 +261,16 @@ class Pipeline:
             row.data = data
             row.schema_version = summary.schema_version
 
-            auto = session.scalar(
-                select(TriageDecision).where(
-                    TriageDecision.call_id == call.id, TriageDecision.source == PRETRIAGE
-                )
-            )
-            if auto is None:
-                auto = TriageDecision(call_id=call.id, source=PRETRIAGE)
-                session.add(auto)
-            auto.urgency = decision.urgency
-            auto.route = decision.route
-            auto.digital_path = decision.digital_path
-            auto.reasons = [r.model_dump(mode="json") for r in decision.reasons]
-            auto.ruleset_version = decision.ruleset_version
-
-            overridden = session.scalar(
-                select(TriageDecision.id).where(
-                    TriageDecision.call_id == call.id, TriageDecision.source != PRETRIAGE
-                )
-            )
-            if overridden is None:
-                call.urgency = decision.urgency
-                call.urgency_rank = URGENCY_RANK[decision.urgency]
-                call.route = decision.route
             call.reason = summary.reason[:300]
             told = Answers.from_json(call.dialogue).outcome
-            if told in ("emergency", "nurse_queue") and overridden is None:
-                # The caller was put through to a nurse: the case says so, and the words
-                # heard later can add urgency but not take away what the call already had.
-                call.route = "nurse_queue"
-                if told == "emergency":
-                    call.urgency, call.urgency_rank = "emergency", URGENCY_RANK["emergency"]
-            if call.route == "callback" or (decision.route == "callback" and overridden is None):
-                self._ensure_callback(session, call)
+            settle_case(session, call, decision, told=told, now=self.deps.clock())
             call.state = CallState.READY
-            call.ready_at = call.ready_at or utcnow()
+            call.ready_at = call.ready_at or self.deps.clock()
             call.processing_error = None
 
     def _finalize_inputs(self, call_id: str) -> _FinalizeInputs | None:
         """What the analysis needs, or None while the call or a recording is still going."""
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             call = session.get(Call, call_id)
             if call is None:
                 raise GiveUp("no such call")
@@ -317,7 +285,7 @@ class Pipeline:
                 raise GiveUp("the call's station is gone")
             paths = offered_paths(station)
             answers = Answers.from_json(call.dialogue)
-            age, sex = identity_facts(self.rt.settings.identity_key, call)
+            age, sex = identity_facts(self.deps.identity_key, call, today=self.deps.clock().date())
             return _FinalizeInputs(
                 text=" ".join(t.text.strip() for t in transcripts if t.text.strip()),
                 context=context_of(answers, age, sex)
@@ -331,32 +299,47 @@ class Pipeline:
                 enabled_paths=paths,
             )
 
-    @staticmethod
-    def _ensure_callback(session: Session, call: Call) -> None:
-        ensure_callback(session, call)
-
     def _call_gave_up(self, call_id: str, error: str) -> None:
         """Summarising failed for good: the case still goes to a nurse for a callback."""
-        with self.rt.db.session() as session:
+        with self.deps.session() as session:
             call = session.get(Call, call_id)
             if call is None:
                 return
             call.state = CallState.FAILED
             call.processing_error = error[:500]
             if call.route is None:
-                call.route = "callback"
-                call.urgency_rank = max(call.urgency_rank, 0)
-                self._ensure_callback(session, call)
+                fall_back_to_callback(session, call, self.deps.clock())
 
     # -- housekeeping ----------------------------------------------------------------------
 
     def sweep_abandoned_calls(self) -> int:
         """Close calls whose final status callback never came, so they reach a nurse."""
-        limit = utcnow() - timedelta(seconds=self.rt.settings.worker.abandoned_call_after_s)
-        with self.rt.db.session() as session:
+        now = self.deps.clock()
+        limit = now - timedelta(seconds=self.deps.abandoned_call_after_s)
+        with self.deps.session() as session:
             calls = session.scalars(
                 select(Call).where(Call.state == CallState.IN_PROGRESS, Call.started_at < limit)
             ).all()
             for call in calls:
-                call_service.end_call(session, call, twilio_status="abandoned", duration_s=None)
+                call_service.end_call(
+                    session, call, twilio_status="abandoned", duration_s=None, now=now
+                )
             return len(calls)
+
+
+GIVEN = "given"
+"""The engine name of a transcript whose words were given, not recognised."""
+
+
+def given_transcript(text: str, language: str | None, duration_s: int | None) -> SttTranscript:
+    """A transcript of words given for a recording: one segment over the whole recording, no
+    recognition confidence (nothing was recognised)."""
+    end = float(duration_s or 1)
+    return SttTranscript(
+        text=text,
+        language=language or "",
+        segments=[SttSegment(start=0.0, end=end, text=text)],
+        audio_duration_s=end,
+        engine=GIVEN,
+        model=GIVEN,
+    )

@@ -103,7 +103,7 @@ def test_a_recorded_call_becomes_a_case(
         assert decision.ruleset_version
     # Running the whole pipeline again (a retried job, a restart) duplicates nothing.
     with runtime.db.session() as s:
-        from esitieto.jobs import enqueue
+        from integrations.jobs import enqueue
 
         enqueue(s, JobKind.FINALIZE_CALL, call.id)
         enqueue(s, JobKind.FETCH_RECORDING, rec.id)

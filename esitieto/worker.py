@@ -1,4 +1,4 @@
-"""Durable jobs in the database, and the worker that runs them.
+"""The worker that runs the durable jobs of the outbox (``integrations/jobs.py``).
 
 The job row is written in the same transaction as the state change that needs it (an
 outbox), so a committed webhook always has its follow-up work recorded. A worker claims a job
@@ -21,58 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from esitieto.db import Database
 from esitieto.settings import WorkerSettings
+from integrations.jobs import GiveUp, JobSpec, RetryLater
 from models import Job, JobState, utcnow
 
 log = logging.getLogger(__name__)
-
-
-class RetryLater(Exception):
-    """The job cannot finish yet (e.g. the recording is not ready); retry with backoff."""
-
-
-class GiveUp(Exception):
-    """Retrying cannot help; the job fails at once and its give-up hook runs."""
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    run: Callable[[str], None]
-    """Runs the job for its key; owns its transactions; must be idempotent."""
-    on_give_up: Callable[[str, str], None] | None = None
-    """Called with (key, error) when the job fails for good, so nothing is left hanging."""
-    max_attempts: int | None = None
-
-
-def enqueue(session: Session, kind: str, key: str, *, delay_s: float = 0.0) -> None:
-    """Make sure a run of (kind, key) happens after this transaction commits.
-
-    Queued: nothing to do. Running: it runs once more when it finishes (the change that
-    enqueued may have come too late for the current run). Done or failed: queued again.
-    """
-    run_after = utcnow() + timedelta(seconds=delay_s)
-    job = session.scalar(select(Job).where(Job.kind == kind, Job.key == key))
-    if job is None:
-        try:
-            with session.begin_nested():
-                session.add(Job(kind=kind, key=key, run_after=run_after))
-            return
-        except IntegrityError:
-            job = session.scalar(select(Job).where(Job.kind == kind, Job.key == key))
-            if job is None:  # pragma: no cover - the unique row cannot vanish
-                raise
-    if job.state == JobState.RUNNING:
-        job.rerun = True
-    elif job.state in (JobState.DONE, JobState.FAILED):
-        job.state = JobState.QUEUED
-        job.attempts = 0
-        job.run_after = run_after
-        job.last_error = None
-        job.finished_at = None
 
 
 @dataclass

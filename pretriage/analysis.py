@@ -7,6 +7,7 @@ whatever it writes is checked against the deterministic summary and dropped if u
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
@@ -18,7 +19,6 @@ from summarizer.text.note import reason_line, render_note
 from summarizer.text.schemas import CallContext, Summary
 
 if TYPE_CHECKING:
-    from esitieto.settings import Settings
     from summarizer.text.phrasing import Phraser
 
 DETERMINISTIC = "deterministic"
@@ -70,19 +70,30 @@ def analyze_text(
     return result
 
 
-def phraser_from_settings(settings: Settings) -> Phraser | None:
-    """The configured language-model phraser, or None (deterministic text, the default)."""
-    cfg = settings.summarizer
-    if cfg.llm_backend == "none":
-        return None
-    from summarizer.text.phrasing import build_phraser
+@dataclass(frozen=True)
+class Analyzer:
+    """:func:`analyze_text` with the process's configured parts (the phraser)."""
 
-    return build_phraser(
-        cfg.llm_backend,
-        model_dir=cfg.llm_model_dir,
-        base_url=cfg.llm_base_url,
-        model=cfg.llm_model,
-        api_key=cfg.llm_api_key.get_secret_value() if cfg.llm_api_key else None,
-        timeout_s=cfg.llm_timeout_s,
-        max_new_tokens=cfg.llm_max_new_tokens,
-    )
+    phraser: Phraser | None = None
+
+    def __call__(
+        self,
+        item_id: str | None,
+        text: str,
+        context: CallContext | None = None,
+        *,
+        asr_confidence: float | None = None,
+        note_language: str = "fi",
+        headings: Mapping[str, str] | None = None,
+        enabled_paths: Mapping[str, str | None] | None = None,
+    ) -> AnalysisResult:
+        return analyze_text(
+            item_id,
+            text,
+            context,
+            asr_confidence=asr_confidence,
+            note_language=note_language,
+            headings=headings,
+            enabled_paths=enabled_paths,
+            phraser=self.phraser,
+        )
