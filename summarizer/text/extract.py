@@ -8,13 +8,14 @@ The vocabulary is data (``summarizer/text/lexicon/*.yaml``); this module only ap
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
+from summarizer.text.grammar import grammar
 from summarizer.text.lexicon import Lexicon, default_lexicon
 from summarizer.text.matching import Hit, TermSet, TextIndex
 from summarizer.text.note import reason_line, render_note
-from summarizer.text.numbers import DECIMAL_JOINERS, HALF_WORDS, digits_value, word_number
+from summarizer.text.numbers import digits_value, word_number
 from summarizer.text.schemas import (
     CallContext,
     Evidence,
@@ -29,16 +30,10 @@ from summarizer.text.schemas import (
 from summarizer.text.tokens import Text, analyse, lemma, normalise
 
 TEMPERATURE_RANGE = (34.0, 43.5)
-_AGE_TOKEN = re.compile(r"^(\d+|[a-zåäö]+?)-?(vuotia\w*|vuotias|vuotiaa\w*|åring\w*|årig\w*)$")
 _REQUEST_BY_CODE: dict[str, Request] = {
     "-50": "prescription_renewal",
     "-60": "lab_results",
     "-62": "appointment",
-}
-_LANGUAGE_MARKERS = {
-    "fi": {"on", "ja", "ei", "minulla", "mulla", "ollut", "että", "kun", "nyt", "se", "olen"},
-    "sv": {"jag", "har", "och", "det", "inte", "är", "en", "att", "i", "sedan", "ont", "med"},
-    "en": {"i", "have", "and", "the", "my", "is", "a", "to", "it", "since", "of", "with"},
 }
 
 
@@ -52,7 +47,8 @@ class _Match:
 def detect_language(raw: str) -> str:
     """fi, sv or en by function words; Finnish when unsure (the stations' default)."""
     words = re.findall(r"\w+", raw.lower())
-    scores = {lang: sum(w in marks for w in words) for lang, marks in _LANGUAGE_MARKERS.items()}
+    markers = grammar().language_markers
+    scores = {lang: sum(w in marks for w in words) for lang, marks in markers.items()}
     best = max(scores, key=lambda k: scores[k])
     return best if scores[best] > scores["fi"] else "fi"
 
@@ -65,32 +61,123 @@ def summarize(
     lexicon: Lexicon | None = None,
     fuzzy: bool = True,
 ) -> Summary:
-    """Summarise one caller's words. ``note_language`` is the station's documentation language."""
-    lex = lexicon or default_lexicon()
+    """Summarise one caller's words. ``note_language`` is the station's documentation language.
+
+    Six stages, each returning a small result the next ones read: the words ready to match
+    (:func:`read`), the complaints (:func:`find_complaints`), what the call is for
+    (:func:`main_request`), who it is about (:func:`find_person`), how long and how high
+    (:func:`find_time_and_temperature`), and the background (:func:`find_background`).
+    """
     context = context or CallContext()
+    label_language = note_language if note_language in ("fi", "sv", "en") else "fi"
+    words = read(text, context, lexicon or default_lexicon(), fuzzy=fuzzy)
+    complaints = find_complaints(words, label_language)
+    request = main_request(words, complaints)
+    person = find_person(words, complaints, context)
+    timing = find_time_and_temperature(words, person)
+    background = find_background(words, complaints, label_language)
+    evidence = {**request.evidence, **person.evidence, **timing.evidence, **background.evidence}
+    summary = Summary(
+        language=words.text.language,
+        for_whom=person.for_whom,
+        age=person.age,
+        sex=person.sex,
+        request=request.request,
+        symptoms=complaints.symptoms,
+        negated_symptoms=complaints.negated_symptoms,
+        duration_days=timing.duration_days,
+        temperature_c=timing.temperature_c,
+        medications=_unique(f.name for f in background.medications),
+        allergies=_unique(f.name for f in background.allergies),
+        conditions=_unique(f.name for f in background.conditions),
+        pregnant=background.pregnant,
+        red_flags=_unique(
+            f.label
+            for f in complaints.findings
+            if not f.negated and words.lexicon.findings[f.id].red_flag
+        ),
+        age_months=person.age_months,
+        findings=complaints.findings,
+        medication_facts=background.medications,
+        condition_facts=background.conditions,
+        allergy_facts=background.allergies,
+        evidence=evidence,
+    )
+    summary = check_faithful(summary, words.raw)
+    summary.reason = reason_line(summary, label_language)
+    summary.note = render_note(summary, label_language)
+    return summary
+
+
+# -- the stages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Words:
+    """The caller's words ready to match: tokens, the lexicon's hits, what negation covers."""
+
+    raw: str
+    text: Text
+    index: TextIndex
+    denied: set[int]
+    """Token positions a negation word denies."""
+    lexicon: Lexicon
+
+    def matches(self, key: str, terms: TermSet) -> list[_Match]:
+        return [
+            _Match(key, h, _is_negated(h, self.denied, self.lexicon))
+            for h in terms.hits(self.index)
+        ]
+
+    def evidence(self, hit: Hit) -> Evidence:
+        start, end = self.text.span(hit.first, hit.last)
+        return Evidence(text=self.raw[start:end], start=start, end=end)
+
+
+def read(text: str, context: CallContext, lexicon: Lexicon, *, fuzzy: bool = True) -> Words:
     raw = normalise(text)
     language = context.language or detect_language(raw)
     t = analyse(raw, language if language in ("fi", "sv", "en") else detect_language(raw))
-    idx = lex.index.index(t, fuzzy=fuzzy)
-    negated_tokens = _negation_scope(t, lex)
+    return Words(
+        raw=raw,
+        text=t,
+        index=lexicon.index.index(t, fuzzy=fuzzy),
+        denied=_negation_scope(t, lexicon),
+        lexicon=lexicon,
+    )
 
-    def matches(key: str, terms: TermSet) -> list[_Match]:
-        return [_Match(key, h, _is_negated(h, negated_tokens, lex)) for h in terms.hits(idx)]
 
-    def ev(hit: Hit) -> Evidence:
-        start, end = t.span(hit.first, hit.last)
-        return Evidence(text=raw[start:end], start=start, end=end)
+@dataclass(frozen=True)
+class Complaints:
+    symptoms: list[Symptom]
+    negated_symptoms: list[Symptom]
+    findings: list[Finding]
+    """Findings (not modifiers) as the nurse sees them, denied ones included."""
+    finding_matches: list[_Match]
+    """Every mention of a finding or modifier (people words must not be read inside them)."""
+    mentioned: list[_Match]
+    """One mention per finding or modifier: the first affirmed, else the first denied."""
+    affirmed: dict[str, _Match]
+    """The first mention of each symptom the caller has."""
 
+    @property
+    def present(self) -> set[str]:
+        return {m.key for m in self.mentioned if not m.negated}
+
+
+def find_complaints(words: Words, label_language: str) -> Complaints:
+    """Symptoms said and denied, with their modifiers, and the findings."""
+    lex = words.lexicon
     # Findings first: modifiers attach to symptoms, pregnancy shields the word "lasta".
-    finding_matches = [m for f in lex.findings.values() for m in matches(f.id, f.terms)]
-    findings = _dedupe_findings(finding_matches)
-    present = {m.key for m in findings if not m.negated}
+    finding_matches = [m for f in lex.findings.values() for m in words.matches(f.id, f.terms)]
+    mentioned = _dedupe_findings(finding_matches)
+    present = {m.key for m in mentioned if not m.negated}
 
-    symptom_matches = [m for e in lex.symptoms.values() for m in matches(e.code, e.terms)]
+    symptom_matches = [m for e in lex.symptoms.values() for m in words.matches(e.code, e.terms)]
     symptom_matches = _suppress(symptom_matches, lex)
     for entry in lex.symptoms.values():
         if entry.also_when and all(f in present for f in entry.also_when):
-            first = next(m for m in findings if m.key == entry.also_when[0] and not m.negated)
+            first = next(m for m in mentioned if m.key == entry.also_when[0] and not m.negated)
             symptom_matches.append(_Match(entry.code, first.hit, False))
 
     # A term that itself says "not" ("en oo nukkunut") describes the symptom: a shorter term
@@ -110,119 +197,158 @@ def summarize(
         (denied if m.negated else affirmed).setdefault(m.key, m)
     # A code said both ways stays in both lists: pretriage treats that as a contradiction.
 
-    modifiers = _attach_modifiers(t, findings, affirmed, lex)
-    lang_label = note_language if note_language in ("fi", "sv", "en") else "fi"
+    modifiers = _attach_modifiers(words.text, mentioned, affirmed, lex)
 
     def symptom(m: _Match, negated: bool) -> Symptom:
         entry = lex.symptoms[m.key]
         return Symptom(
             icpc2=m.key,
-            label=entry.label.get(lang_label, entry.label["fi"]),
+            label=_label(entry.label, label_language),
             negated=negated,
-            evidence=ev(m.hit),
+            evidence=words.evidence(m.hit),
             modifiers=sorted(modifiers.get(m.key, {})),
-            modifier_evidence={k: ev(h) for k, h in modifiers.get(m.key, {}).items()},
+            modifier_evidence={k: words.evidence(h) for k, h in modifiers.get(m.key, {}).items()},
             fuzzy=m.hit.fuzzy,
         )
 
-    symptoms = [symptom(m, False) for m in sorted(affirmed.values(), key=lambda m: m.hit.first)]
-    negated_symptoms = [
-        symptom(m, True) for m in sorted(denied.values(), key=lambda m: m.hit.first)
-    ]
-    finding_models = [
-        Finding(
-            id=m.key,
-            label=lex.findings[m.key].label.get(lang_label, lex.findings[m.key].label["fi"]),
-            negated=m.negated,
-            evidence=ev(m.hit),
-        )
-        for m in findings
-        if lex.findings[m.key].kind == "finding"
-    ]
+    return Complaints(
+        symptoms=[symptom(m, False) for m in sorted(affirmed.values(), key=lambda m: m.hit.first)],
+        negated_symptoms=[
+            symptom(m, True) for m in sorted(denied.values(), key=lambda m: m.hit.first)
+        ],
+        findings=[
+            Finding(
+                id=m.key,
+                label=lex.findings[m.key].label.get(
+                    label_language, lex.findings[m.key].label["fi"]
+                ),
+                negated=m.negated,
+                evidence=words.evidence(m.hit),
+            )
+            for m in mentioned
+            if lex.findings[m.key].kind == "finding"
+        ],
+        finding_matches=finding_matches,
+        mentioned=mentioned,
+        affirmed=affirmed,
+    )
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    request: Request
+    evidence: dict[str, Evidence]
+
+
+def main_request(words: Words, complaints: Complaints) -> RequestFacts:
+    request, hit = _request(
+        complaints.affirmed, complaints.present, complaints.mentioned, complaints.symptoms
+    )
+    return RequestFacts(request, {"request": words.evidence(hit)} if hit is not None else {})
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who the call is about, as the words and the keypad tell it."""
+
+    for_whom: ForWhom
+    age: int | None
+    age_months: int | None
+    sex: Sex | None
+    age_hit: Hit | None
+    """Where the words said an age (a duration is never read there)."""
+    evidence: dict[str, Evidence]
+
+
+def find_person(words: Words, complaints: Complaints, context: CallContext) -> Person:
+    """For whom, age and sex; what the caller keyed in wins over the words."""
+    lex, idx = words.lexicon, words.index
     evidence: dict[str, Evidence] = {}
-
-    request, request_ev = _request(affirmed, present, findings, symptoms)
-    if request_ev is not None:
-        evidence["request"] = ev(request_ev)
-
-    age, age_months, age_hit = _age(t, idx, lex)
+    age, age_months, age_hit = _age(words.text, idx, lex)
     if age_hit is not None:
-        evidence["age"] = ev(age_hit)
+        evidence["age"] = words.evidence(age_hit)
     said_sex, sex_hit = _self_sex(idx, lex)
     if sex_hit is not None and context.sex is None:
-        evidence["sex"] = ev(sex_hit)
-    for_whom, whom_hit = _for_whom(t, idx, lex, finding_matches, age, not_at=sex_hit)
+        evidence["sex"] = words.evidence(sex_hit)
+    for_whom, whom_hit = _for_whom(
+        words.text, idx, lex, complaints.finding_matches, age, not_at=sex_hit
+    )
     if context.for_whom is not None:
         for_whom = context.for_whom
     elif whom_hit is not None:
-        evidence["for_whom"] = ev(whom_hit)
+        evidence["for_whom"] = words.evidence(whom_hit)
     if context.age is not None:
         age, age_months = context.age, None
     if age is not None and age >= 18 and for_whom == "child" and context.for_whom is None:
         for_whom = "other"
+    return Person(
+        for_whom=for_whom,
+        age=age,
+        age_months=age_months,
+        sex=context.sex or said_sex,
+        age_hit=age_hit,
+        evidence=evidence,
+    )
 
-    duration, duration_hit = _duration(t, idx, lex, not_at=age_hit)
+
+@dataclass(frozen=True)
+class Timing:
+    duration_days: float | None
+    temperature_c: float | None
+    evidence: dict[str, Evidence]
+
+
+def find_time_and_temperature(words: Words, person: Person) -> Timing:
+    evidence: dict[str, Evidence] = {}
+    duration, duration_hit = _duration(words.text, words.index, words.lexicon, person.age_hit)
     if duration_hit is not None:
-        evidence["duration_days"] = ev(duration_hit)
-    temperature, temp_hit = _temperature(t, idx, lex)
+        evidence["duration_days"] = words.evidence(duration_hit)
+    temperature, temp_hit = _temperature(words.text, words.index, words.lexicon)
     if temp_hit is not None:
-        evidence["temperature_c"] = ev(temp_hit)
+        evidence["temperature_c"] = words.evidence(temp_hit)
+    return Timing(duration, temperature, evidence)
 
+
+@dataclass(frozen=True)
+class Background:
+    pregnant: bool | None
+    medications: list[Fact]
+    conditions: list[Fact]
+    allergies: list[Fact]
+    evidence: dict[str, Evidence]
+
+
+def find_background(words: Words, complaints: Complaints, label_language: str) -> Background:
+    """Pregnancy, medicines, long-term conditions and allergies."""
+    lex, t = words.lexicon, words.text
+    evidence: dict[str, Evidence] = {}
     pregnant: bool | None = None
-    preg = next((m for m in findings if m.key == "pregnancy"), None)
+    preg = next((m for m in complaints.mentioned if m.key == "pregnancy"), None)
     if preg is not None:
         pregnant = not preg.negated
-        evidence["pregnant"] = ev(preg.hit)
+        evidence["pregnant"] = words.evidence(preg.hit)
 
-    medication_facts = _medications(t, raw, lex, negated_tokens)
-    condition_facts = [
+    medications = _medications(t, words.raw, lex, words.denied)
+    conditions = [
         Fact(
-            name=lex.conditions[m.key].label.get(lang_label, lex.conditions[m.key].label["fi"]),
+            name=_label(lex.conditions[m.key].label, label_language),
             categories=list(lex.conditions[m.key].categories),
-            evidence=ev(m.hit),
+            evidence=words.evidence(m.hit),
         )
         for m in _dedupe_findings(
-            [m for c in lex.conditions.values() for m in matches(c.id, c.terms)]
+            [m for c in lex.conditions.values() for m in words.matches(c.id, c.terms)]
         )
         if not m.negated
     ]
-    allergy_facts = _allergies(t, raw, idx, lex, negated_tokens)
+    allergies = _allergies(t, words.raw, words.index, lex, words.denied)
     # "allergisk mot penicillin": the allergen is not a medicine the caller takes.
-    allergens = [(a.evidence.start, a.evidence.end) for a in allergy_facts]
-    medication_facts = [
+    allergens = [(a.evidence.start, a.evidence.end) for a in allergies]
+    medications = [
         f
-        for f in medication_facts
+        for f in medications
         if not any(start <= f.evidence.start < end for start, end in allergens)
     ]
-
-    summary = Summary(
-        language=t.language,
-        for_whom=for_whom,
-        age=age,
-        sex=context.sex or said_sex,
-        request=request,
-        symptoms=symptoms,
-        negated_symptoms=negated_symptoms,
-        duration_days=duration,
-        temperature_c=temperature,
-        medications=_unique(f.name for f in medication_facts),
-        allergies=_unique(f.name for f in allergy_facts),
-        conditions=_unique(f.name for f in condition_facts),
-        pregnant=pregnant,
-        red_flags=_unique(
-            f.label for f in finding_models if not f.negated and lex.findings[f.id].red_flag
-        ),
-        age_months=age_months,
-        findings=finding_models,
-        medication_facts=medication_facts,
-        condition_facts=condition_facts,
-        allergy_facts=allergy_facts,
-        evidence=evidence,
-    )
-    summary = check_faithful(summary, raw)
-    summary.reason = reason_line(summary, lang_label)
-    summary.note = render_note(summary, lang_label)
-    return summary
+    return Background(pregnant, medications, conditions, allergies, evidence)
 
 
 def check_faithful(summary: Summary, transcript: str) -> Summary:
@@ -395,7 +521,7 @@ def _age(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[int | None, int | None,
     """Age said in words: "45-vuotias", "kolmevuotiaalla", "80 år", "kahden kuukauden ikäinen"."""
     tokens = t.tokens
     for tok in tokens:
-        m = _AGE_TOKEN.match(tok.lower)
+        m = grammar().age_word.match(tok.lower)
         if m:
             said = word_number(m.group(1))
             if said is not None and said < 120:
@@ -595,6 +721,7 @@ def _words_before(tokens: tuple, end: int, phrases: Collection[str]) -> tuple[st
 def _temperature(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[float | None, Hit | None]:
     """The highest body temperature said, when a fever word is near it."""
     tokens = t.tokens
+    g = grammar()
     cue_sentences = {tokens[h.first].sentence for h in lex.temperature_cues.hits(idx)}
     if not cue_sentences:
         return None, None
@@ -614,12 +741,12 @@ def _temperature(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[float | None, H
         value, first = num
         last = i
         # decimals: "39 ja 2", "trettioåtta komma sju", "kolmekymmentäkahdeksan ja puoli"
-        if value == int(value) and i + 2 < len(tokens) and tokens[i + 1].lower in DECIMAL_JOINERS:
+        if value == int(value) and i + 2 < len(tokens) and tokens[i + 1].lower in g.decimal_joiners:
             word = tokens[i + 2].lower
             third = tokens[i + 3].lower if i + 3 < len(tokens) else ""
-            if word in HALF_WORDS:
+            if word in g.half_words:
                 value, last = value + 0.5, i + 2
-            elif word in ("en", "a") and third in HALF_WORDS:  # "och en halv", "and a half"
+            elif word in g.half_articles and third in g.half_words:  # "och en halv"
                 value, last = value + 0.5, i + 3
             else:
                 dec = word_number(word) if not word.isdigit() else int(word)
@@ -644,7 +771,7 @@ def _temperature(t: Text, idx: TextIndex, lex: Lexicon) -> tuple[float | None, H
         before = tokens[first - 1].lower if first > 0 else ""
         after = tokens[last + 1].lower if last + 1 < len(tokens) else ""
         in_range = TEMPERATURE_RANGE[0] <= value <= TEMPERATURE_RANGE[1]
-        is_other = lex.unit_of(after) is not None or before in ("viikolla", "week", "vecka")
+        is_other = lex.unit_of(after) is not None or before in g.not_temperature_after
         wanted = in_range and not is_other and tokens[i].sentence in cue_sentences
         if wanted and (best is None or value > best[0]):
             best = (round(value, 1), Hit(first, last, False, ()))
@@ -718,7 +845,7 @@ def _allergies(t: Text, raw: str, idx: TextIndex, lex: Lexicon, denied: set[int]
         if j >= len(t.tokens) or t.tokens[j].clause != t.tokens[hit.first].clause:
             continue
         tok = t.tokens[j]
-        if tok.lower in ("reaktio", "reaction", "reaktion", "reaktiota"):
+        if tok.lower in lex.not_allergens:
             continue
         out.append(
             Fact(
@@ -728,6 +855,10 @@ def _allergies(t: Text, raw: str, idx: TextIndex, lex: Lexicon, denied: set[int]
             )
         )
     return out
+
+
+def _label(labels: Mapping[str, str], language: str) -> str:
+    return labels.get(language, labels["fi"])
 
 
 def _unique(items: object) -> list[str]:

@@ -15,17 +15,12 @@ from functools import lru_cache
 
 import simplemma
 
+from summarizer.text.grammar import grammar
+
 _TOKEN = re.compile(r"\d+(?:[.,]\d+)?|\w+(?:['’]\w+)*", re.UNICODE)
 _CLAUSE_BREAK = re.compile(r"(?<!\.)\.(?!\.)|[!?;:\n]|,(?!\d)")
 """Clause breaks; a run of dots ("En... saa... henkeä...") is a hesitation, not a break."""
-CLAUSE_BREAK_WORDS = frozenset({"mutta", "men", "but", "although", "though", "paitsi", "except"})
 SUPPORTED_LANGUAGES = ("fi", "sv", "en")
-NEGATOR_FORMS = {
-    "fi": {"etten": "en", "enkä": "en", "ettei": "ei", "eikä": "ei", "ettet": "et", "etkä": "et"},
-    "sv": {"int": "inte"},
-}
-"""Negation words fused with "että"/"-kä" (or Finland-Swedish "int") read as the plain word in
-the lexicon's terms: "etten saa henkeä" is "en saa henkeä"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +78,8 @@ def known_word(word: str, language: str) -> bool:
 def analyse(raw: str, language: str) -> Text:
     """Tokenise ``raw`` into tokens that know their clause and sentence."""
     lang = language if language in SUPPORTED_LANGUAGES else "fi"
+    words = grammar()
+    fused = words.negator_forms.get(lang, {})
     breaks = [m.start() for m in _CLAUSE_BREAK.finditer(raw)]
     sentence_breaks = [m.start() for m in re.finditer(r"(?<!\.)\.(?!\.)|[!?\n]", raw)]
     tokens: list[Token] = []
@@ -97,14 +94,14 @@ def analyse(raw: str, language: str) -> Text:
             si += 1
         word = m.group()
         lower = word.lower()
-        if lower in CLAUSE_BREAK_WORDS:
+        if lower in words.clause_break_words:
             clause += 1
         tokens.append(
             Token(
                 index=len(tokens),
                 text=word,
                 lower=lower,
-                lemma=NEGATOR_FORMS.get(lang, {}).get(lower) or lemma(lower, lang),
+                lemma=fused.get(lower) or lemma(lower, lang),
                 start=m.start(),
                 end=m.end(),
                 clause=clause,

@@ -16,6 +16,7 @@ from esitieto.app import prepare
 from esitieto.runtime import Runtime
 from esitieto.simulate import simulate_call
 from models import Call, Callback, CallerFeedback, Station
+from summarizer.speech.scripted import ScriptedSpeechToText
 from tests.conftest import make_settings, synth_phone_audio
 from tests.integrations.test_sms import FakeTwilio, fake_twilio  # noqa: F401 - the fixture
 from voicebot.prompts import catalogue
@@ -27,14 +28,41 @@ VOICES = {"fi": "fi", "sv": "sv", "en": "en-gb"}
 LANGUAGE_KEY = {"fi": "1", "sv": "2", "en": "3"}
 
 
+@pytest.fixture(scope="module")
+def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """Each caller's answer as phone audio, with the words it says."""
+    out = tmp_path_factory.mktemp("voices")
+    lines = {
+        "en-emergency": ("en", "I have crushing chest pain and I cannot breathe."),
+        "en-renewal": ("en", "I need to renew my prescription for my blood pressure medicine."),
+        "fi-lab": ("fi", "Haluan kysyä laboratorion tuloksia."),
+        "fi-appointment": ("fi", "Haluaisin varata ajan."),
+        "sv-appointment": ("sv", "Jag vill boka en tid."),
+        "en-appointment": ("en", "I would like to book an appointment for a check up."),
+    }
+    return {
+        name: (synth_phone_audio(text, out / f"{name}.wav", voice=VOICES[lang]), text)
+        for name, (lang, text) in lines.items()
+    }
+
+
 @pytest.fixture
-def call_rt(tmp_path: Path, fake_twilio: FakeTwilio) -> Iterator[Runtime]:  # noqa: F811
+def call_rt(
+    tmp_path: Path,
+    fake_twilio: FakeTwilio,  # noqa: F811
+    voices: dict[str, tuple[Path, str]],
+) -> Iterator[Runtime]:
+    """The app with a scripted recogniser: each caller is heard saying exactly their line, so
+    these tests check the call, not the recogniser (``test_tasks.py`` runs the real model)."""
     settings = make_settings(tmp_path / "var", None, mode="inprocess")
     settings.voicebot = VoicebotSettings(
         sms_sender="+358450000000", identity_key=SecretStr("ab" * 32), in_call_budget_s=20.0
     )
     settings.twilio.api_base_url = fake_twilio.url
-    rt = Runtime(settings)
+    engine = ScriptedSpeechToText()
+    for path, words in voices.values():
+        engine.say(path, words)
+    rt = Runtime(settings, speech_to_text=engine)
     prepare(rt)
     with rt.db.session() as s:
         demo = s.get(Station, "demo")
@@ -62,23 +90,6 @@ def said(case: dict, language: str, key: str) -> bool:
     return any(head in h for h in case["heard"])
 
 
-@pytest.fixture(scope="module")
-def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("voices")
-    lines = {
-        "en-emergency": ("en", "I have crushing chest pain and I cannot breathe."),
-        "en-renewal": ("en", "I need to renew my prescription for my blood pressure medicine."),
-        "fi-lab": ("fi", "Haluan kysyä laboratorion tuloksia."),
-        "fi-appointment": ("fi", "Haluaisin varata ajan."),
-        "sv-appointment": ("sv", "Jag vill boka en tid."),
-        "en-appointment": ("en", "I would like to book an appointment for a check up."),
-    }
-    return {
-        name: synth_phone_audio(text, out / f"{name}.wav", voice=VOICES[lang])
-        for name, (lang, text) in lines.items()
-    }
-
-
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
 def test_the_emergency_key_reaches_the_priority_queue_before_any_question(
     call_rt: Runtime, language: str
@@ -92,9 +103,9 @@ def test_the_emergency_key_reaches_the_priority_queue_before_any_question(
 
 
 def test_a_spoken_emergency_sign_ends_the_interview_with_112(
-    call_rt: Runtime, voices: dict[str, Path]
+    call_rt: Runtime, voices: dict[str, tuple[Path, str]]
 ) -> None:
-    case = play(call_rt, digits=["3", "2", "#"], audio=[voices["en-emergency"]])
+    case = play(call_rt, digits=["3", "2", "#"], audio=[voices["en-emergency"][0]])
     assert said(case, "en", "emergency_112") and "[Enqueue: demo-priority]" in case["heard"]
     assert not any(said(case, "en", k) for k in ("ask_who", "ask_duration", "ask_temperature"))
     assert case["triage"]["urgency"] == "emergency"
@@ -109,12 +120,12 @@ def test_zero_joins_the_nurse_queue(call_rt: Runtime, language: str) -> None:
 
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
 def test_a_callback_with_its_window(
-    call_rt: Runtime, voices: dict[str, Path], language: str
+    call_rt: Runtime, voices: dict[str, tuple[Path, str]], language: str
 ) -> None:
     # language, no emergency, skip identity; then "1"s answer whatever follow-ups the words
     # leave open (self, 1 day), confirm this number, and the feedback question
     digits = [LANGUAGE_KEY[language], "2", "#", "1", "1", "1", "1", "1"]
-    case = play(call_rt, digits=digits, audio=[voices[f"{language}-appointment"]])
+    case = play(call_rt, digits=digits, audio=[voices[f"{language}-appointment"][0]])
     assert said(case, language, "callback_window") and said(case, language, "thanks_goodbye")
     with call_rt.db.session() as s:
         call = s.get(Call, case["case_id"])
@@ -131,14 +142,14 @@ def test_a_callback_with_its_window(
 )
 def test_a_digital_path_sends_the_link_by_sms(
     call_rt: Runtime,
-    voices: dict[str, Path],
+    voices: dict[str, tuple[Path, str]],
     fake_twilio: FakeTwilio,  # noqa: F811
     language: str,
     voice: str,
     path: str,
 ) -> None:
     digits = [LANGUAGE_KEY[language], "2", "#", "1", "1", "1", "1"]
-    case = play(call_rt, digits=digits, audio=[voices[voice]])
+    case = play(call_rt, digits=digits, audio=[voices[voice][0]])
     assert said(case, language, "offer_sms") and said(case, language, "sms_sent")
     deadline = time.monotonic() + 30
     while not fake_twilio.requests and time.monotonic() < deadline:
@@ -151,10 +162,12 @@ def test_a_digital_path_sends_the_link_by_sms(
 
 @pytest.mark.parametrize("hangup_after", range(1, 9))
 def test_a_hang_up_at_every_state_leaves_a_case(
-    call_rt: Runtime, voices: dict[str, Path], hangup_after: int
+    call_rt: Runtime, voices: dict[str, tuple[Path, str]], hangup_after: int
 ) -> None:
     digits = ["1", "2", "#", "1", "1"]
-    case = play(call_rt, digits=digits, audio=[voices["fi-appointment"]], hangup_after=hangup_after)
+    case = play(
+        call_rt, digits=digits, audio=[voices["fi-appointment"][0]], hangup_after=hangup_after
+    )
     assert case["state"] in ("ready", "failed")
     assert case["triage"]["route"] in ("nurse_queue", "callback", "digital_path")
     with call_rt.db.session() as s:

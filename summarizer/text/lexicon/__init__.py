@@ -95,6 +95,7 @@ class Lexicon:
     medication_generic: dict[str, tuple[str, ...]]
     allergy_cues: TermSet
     allergy_skip: frozenset[str]
+    not_allergens: frozenset[str]
     index: PatternIndex
 
     @property
@@ -259,6 +260,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             },
             allergy_cues=_terms("context.yaml: allergies.cues", ctx["allergies"]["cues"]),
             allergy_skip=_words(ctx["allergies"]["skip"]),
+            not_allergens=_words(ctx["allergies"]["not_allergens"]),
             index=PatternIndex(()),
         )
     except (KeyError, TypeError, AttributeError, ValueError) as exc:

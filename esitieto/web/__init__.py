@@ -1,0 +1,1 @@
+"""The staff pages: worklist, case, dashboard, accounts (server-rendered, three languages)."""
