@@ -1,4 +1,4 @@
-"""The ``esitieto`` command line (see shared/spec/interfaces.md for the contract)."""
+"""The ``esitieto`` command line (``docs/interfaces.md`` is the contract)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from pydantic import ValidationError
 
 from esitieto.settings import Settings
 
@@ -29,16 +31,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime = Runtime(Settings())
     demo = prepare(runtime)
     url = f"http://{args.host}:{args.port}"
-    print(f"Esitieto: {url}  (database: {runtime.db.engine.url.render_as_string()})", flush=True)
+    lines = [f"Esitieto: {url}", f"database: {runtime.db.engine.url.render_as_string()}"]
     if demo is not None:
-        print(
-            f"Demo logins (password {demo.password}): nurse {demo.username}, "
-            f"station lead {demo.lead_username}, administrator {demo.admin_username}; "
-            f"demo station '{demo.station_id}', number {demo.phone_number}",
-            flush=True,
-        )
+        lines += [
+            "",
+            f"Demo sign-in (password {demo.password}):",
+            f"  nurse          {demo.username}",
+            f"  station lead   {demo.lead_username}",
+            f"  administrator  {demo.admin_username}",
+            f"Demo station '{demo.station_id}', number {demo.phone_number}",
+        ]
+    print(banner(lines), flush=True)
     uvicorn.run(create_app(runtime=runtime), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def banner(lines: list[str]) -> str:
+    """Lines in a frame, so they stand out from the log lines around them."""
+    width = max(len(line) for line in lines) + 2
+    rule = "+" + "-" * width + "+"
+    return "\n".join([rule, *(f"| {line.ljust(width - 1)}|" for line in lines), rule])
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -87,15 +99,25 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
         if args.json:
             out = {"file": str(path), **t.model_dump(mode="json")}
             print(json.dumps(out, ensure_ascii=False), flush=True)
+        elif not t.segments:
+            print(f"{audio}: no speech heard ({t.audio_duration_s:.1f} s of audio)", flush=True)
         else:
             for s in t.segments:
                 print(f"[{s.start:6.2f} → {s.end:6.2f}] {s.text}", flush=True)
     return status
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
+def field_errors(exc: ValidationError, prefix: str) -> str:
+    """ "context.age: Input should be a valid integer" for each wrong field (pydantic's own
+    first line names only the model)."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in (prefix, *err["loc"]))
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
 
+
+def cmd_analyze(args: argparse.Namespace) -> int:
     from pretriage.analysis import analyze_text
     from summarizer.text.schemas import CallContext
 
@@ -130,7 +152,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             result = analyze_text(
                 item_id, text, context, note_language=note_language, phraser=phraser
             ).model_dump(mode="json")
-        except (ValueError, ValidationError) as exc:
+        except ValidationError as exc:
+            result = {"id": item_id, "error": f"line {line_no}: {field_errors(exc, 'context')}"}
+        except ValueError as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             result = {"id": item_id, "error": f"line {line_no}: {message}"}
         print(json.dumps(result, ensure_ascii=False), flush=True)
@@ -383,7 +407,10 @@ def cmd_users(args: argparse.Namespace) -> int:
         print(json.dumps({"user": args.username, "role": args.role, "stations": args.station}))
         return 0
     except AccountError as exc:
-        return _fail(f"users add: {exc.code.replace('_', ' ')}")
+        from esitieto.web.i18n import messages
+        from esitieto.web.staff import LIMITS
+
+        return _fail(f"users add: {messages('en').staff_errors[exc.code].format(**LIMITS)}")
     finally:
         runtime.close()
 
@@ -449,6 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=Settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl ..." on every start
     return int(args.func(args))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -31,11 +32,21 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD_LENGTH = 12
+MIN_DISTINCT_CHARACTERS = 5
 MAX_FAILED_LOGINS = 5
 FAILED_LOGIN_WINDOW = timedelta(minutes=15)
 """After this many wrong passwords for one username in the window, sign-in waits: guessing
 a password one try at a time becomes hopeless, and a nurse who mistypes is not locked out
 for long."""
+
+
+def use_password_hasher(hasher: PasswordHasher) -> None:
+    """Hash with other argon2 parameters from now on. The tests use argon2's cheapest ones
+    (every sign-in would otherwise cost them 0.2 s); the app keeps argon2-cffi's defaults
+    (RFC 9106's second recommended option). Stored hashes carry their own parameters."""
+    global _hasher, _DUMMY_HASH
+    _hasher = hasher
+    _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str) -> str:
@@ -46,7 +57,7 @@ def password_problem(password: str) -> str | None:
     """Why a new password is not good enough (None: it is)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return "too_short"
-    if len(set(password)) < 5:
+    if len(set(password)) < MIN_DISTINCT_CHARACTERS:
         return "too_simple"
     return None
 
@@ -114,6 +125,34 @@ class LoginRequired(Exception):
     """Raised by ``current_user``; the app turns it into a redirect to the login page."""
 
 
+NEXT_KEY = "next"
+"""The session key for the page a signed-out user asked for, to go to after sign-in."""
+
+
+def safe_next(target: str | None) -> str | None:
+    """``target`` if it is a path on this site (``/cases/…?…``), else None: never another
+    site (``//evil.example``, ``https://…``, or ``/\\evil.example``, which browsers read
+    as ``//``)."""
+    if not target or len(target) > 2000 or not target.startswith("/"):
+        return None
+    if target.startswith("//") or "\\" in target or not target.isprintable():
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def remember_target(request: Request) -> None:
+    """Keep the page a signed-out browser asked for (a page load, not a script's or an
+    audio element's request), so sign-in can go on to it."""
+    if request.method != "GET" or "text/html" not in request.headers.get("accept", ""):
+        return
+    query = request.url.query
+    if target := safe_next(request.url.path + (f"?{query}" if query else "")):
+        request.session[NEXT_KEY] = target
+
+
 def load_staff_user(session: Session, user_id: str) -> StaffUser | None:
     user = session.get(User, user_id)
     if user is None or not user.is_active:
@@ -138,11 +177,13 @@ def start_session(request: Request, user_id: str, method: str) -> None:
 def current_user(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> StaffUser:
     user_id = request.session.get("uid")
     if not user_id:
+        remember_target(request)
         raise LoginRequired
     with runtime.db.session() as session:
         user = load_staff_user(session, str(user_id))
     if user is None:  # deactivated or removed since sign-in
         request.session.clear()
+        remember_target(request)
         raise LoginRequired
     return user
 
@@ -169,4 +210,6 @@ def csrf_token(request: Request) -> str:
 def check_csrf(request: Request, submitted: str | None) -> None:
     expected = request.session.get("csrf")
     if not expected or not submitted or not hmac.compare_digest(str(expected), submitted):
+        # The error page says the form expired, not that the role forbids it.
+        request.state.error_key = "csrf"
         raise HTTPException(status_code=403, detail="CSRF token missing or wrong")

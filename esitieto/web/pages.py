@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import (
@@ -18,14 +20,16 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from fastapi.templating import Jinja2Templates
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from esitieto.runtime import Runtime, get_runtime
-from esitieto.stats import LOCAL_TZ, Stats, compute, local_days, local_today
+from esitieto.stats import LOCAL_TZ, Stats, compute, local_days
 from esitieto.web.auth import (
+    FAILED_LOGIN_WINDOW,
     MAX_FAILED_LOGINS,
+    NEXT_KEY,
     Permission,
     StaffUser,
     authenticate,
@@ -33,9 +37,10 @@ from esitieto.web.auth import (
     csrf_token,
     recent_failures,
     require,
+    safe_next,
     start_session,
 )
-from esitieto.web.i18n import DEFAULT, LANGUAGES, Messages, messages
+from esitieto.web.i18n import DEFAULT, LANGUAGES, Messages, messages, number, percent, time_span
 from models import (
     AuditEvent,
     Call,
@@ -53,6 +58,7 @@ from pretriage.service import Override, override_triage
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+STATIC = Path(__file__).parent / "static"
 
 WORKLIST_LIMIT = 200
 DISPLAY_TZ = LOCAL_TZ
@@ -79,10 +85,28 @@ def page_language(request: Request, user: StaffUser | None = None) -> str:
     return DEFAULT
 
 
+def request_now(request: Request) -> datetime:
+    """Now, once per request: the runtime's clock (tests pin it), else the wall clock. What
+    is "today" on a page comes from this."""
+    clock = getattr(getattr(request.app.state, "runtime", None), "clock", None)
+    return clock() if callable(clock) else utcnow()
+
+
+def station_zone(name: str | None) -> tzinfo:
+    """A station's time zone (the display zone if it has none or an unknown one)."""
+    try:
+        return ZoneInfo(name) if name else DISPLAY_TZ
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        return DISPLAY_TZ
+
+
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     language = page_language(request, context.get("user"))
+    t = messages(language)
     context = {
-        "t": messages(language),
+        "t": t,
+        "num": partial(number, t=t),
+        "percent": partial(percent, t=t),
         "lang": language,
         "languages": LANGUAGES,
         "csrf": csrf_token(request),
@@ -97,12 +121,17 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
 def error_page(request: Request, status: int) -> Response:
     """A plain page saying what went wrong, with a way back (no health data, no detail)."""
     key = str(status) if status in (400, 403, 404) else "other"
+    if status == 403 and getattr(request.state, "error_key", None) == "csrf":
+        key = "csrf"  # an expired form, not a role that forbids it
     return render(request, "error.html", {"status": status, "key": key}, status=status)
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request) -> Response:
-    return render(request, "login.html", {"error": None})
+def login_form(request: Request, next: str | None = None) -> Response:
+    """The sign-in form; it goes on to ``next``, or to the page the user was sent here from
+    (a path on this site only; anything else: the worklist)."""
+    target = safe_next(next) or safe_next(request.session.get(NEXT_KEY))
+    return render(request, "login.html", {"error": None, "next": target})
 
 
 @router.post("/login")
@@ -112,16 +141,20 @@ def login(
     username: Annotated[str, Form()],
     password: Annotated[str, Form()],
     csrf: Annotated[str | None, Form()] = None,
+    next: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
     name = username.strip()[:64]
+    target = safe_next(next)
     with runtime.db.session() as session:
         if recent_failures(session, name) >= MAX_FAILED_LOGINS:
             session.add(
                 AuditEvent(action="login_throttled", object_type="username", object_id=name)
             )
             t = messages(page_language(request))
-            return render(request, "login.html", {"error": t.login_throttled}, status=429)
+            minutes = int(FAILED_LOGIN_WINDOW.total_seconds() // 60)
+            error = t.login_throttled.format(minutes=minutes)
+            return render(request, "login.html", {"error": error, "next": target}, status=429)
         user = authenticate(session, name, password)
         session.add(
             AuditEvent(user_id=user.id, action="login", object_type="user", object_id=user.id)
@@ -132,11 +165,12 @@ def login(
         user_language = user.language if user else None
     if user_id is None:
         t = messages(page_language(request))
-        return render(request, "login.html", {"error": t.login_failed}, status=401)
+        context = {"error": t.login_failed, "next": target}
+        return render(request, "login.html", context, status=401)
     start_session(request, user_id, method="password")
     if user_language in LANGUAGES:
         request.session["lang"] = user_language
-    return RedirectResponse("/", status_code=303)
+    return RedirectResponse(target or "/", status_code=303)
 
 
 @router.post("/language")
@@ -157,8 +191,7 @@ def choose_language(
             if (account := session.get(UserRow, str(user_id))) is not None:
                 account.language = lang
     # Only back to a page of this site.
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(safe_next(next) or "/", status_code=303)
 
 
 @router.post("/logout")
@@ -198,17 +231,25 @@ def worklist(
         query = query.where(Call.state == state)
     if route != "all":
         query = query.where(Call.route == route)
-    now = utcnow()
+    now = request_now(request)
+    t = messages(page_language(request, user))
     with runtime.db.session() as session:
         rows = session.execute(
             query.order_by(Call.urgency_rank.desc(), Call.started_at.asc()).limit(WORKLIST_LIMIT)
         ).all()
+        zones = {
+            sid: station_zone(name)
+            for sid, name in session.execute(
+                select(Station.id, Station.timezone).where(Station.id.in_(user.station_ids))
+            )
+        }
         cases = [
             {
                 "call": call,
                 "callback": cb,
                 "age": (data or {}).get("age"),
                 "window": _window_sign(cb, now),
+                "window_text": window_text(cb, zones.get(call.station_id, DISPLAY_TZ), now, t),
             }
             for call, cb, data in rows
         ]
@@ -218,6 +259,15 @@ def worklist(
             {"user": user, "cases": cases, "state": state, "route": route,
              "states": WORKLIST_STATES},
         )  # fmt: skip
+
+
+def window_text(cb: Callback | None, zone: tzinfo, now: datetime, t: Messages) -> str | None:
+    """The promised callback window in the station's time, with its day unless that is
+    today there: ``8.00–9.00``, ``huomenna 8.00–9.00``, ``ma 1.12. 8.00–9.00``."""
+    if cb is None or cb.window_start is None or cb.window_end is None:
+        return None
+    today = now.astimezone(zone).date()
+    return time_span(cb.window_start.astimezone(zone), cb.window_end.astimezone(zone), today, t)
 
 
 def _window_sign(cb: Callback | None, now: datetime) -> str | None:
@@ -285,10 +335,11 @@ def dashboard(
     days = PERIODS.get(period, 7)
     stations = sorted(user.station_ids)
     chosen = station if station in user.station_ids else (stations[0] if stations else None)
+    today = request_now(request).astimezone(LOCAL_TZ).date()
     try:  # the period ends with the local day ``to`` (default: today)
-        last = date.fromisoformat(to) if to else local_today()
+        last = date.fromisoformat(to) if to else today
     except ValueError:
-        last = local_today()
+        last = today
     first = last - timedelta(days=days - 1)
     since, until = local_days(first, last)
     with runtime.db.session() as session:
@@ -389,11 +440,13 @@ def timeline_chart(figures: Stats) -> TimelineChart:
 
 
 def _bars(counts: dict[str, int], labels: dict[str, str]) -> list[dict[str, Any]]:
-    """Bar rows for a horizontal SVG bar chart: label, value, width in percent."""
+    """Bar rows for a horizontal SVG bar chart: key, label, value, width in percent; no rows
+    when there is nothing to count (the page then says so instead of drawing an empty box)."""
     top = max(counts.values(), default=0) or 1
     return [
-        {"label": labels.get(k, k), "value": v, "width": round(100 * v / top, 1)}
+        {"key": k, "label": labels.get(k, k), "value": v, "width": round(100 * v / top, 1)}
         for k, v in sorted(counts.items(), key=lambda kv: -kv[1])
+        if v > 0
     ]
 
 
@@ -401,7 +454,7 @@ def _bars(counts: dict[str, int], labels: dict[str, str]) -> list[dict[str, Any]
 def case_page(call_id: str, request: Request, runtime: Rt, user: User, saved: int = 0) -> Response:
     with runtime.db.session() as session:
         call = _visible_call(session, call_id, user)
-        context = _case_context(session, call, user)
+        context = _case_context(request, session, call, user)
         _audit_case(session, user, call, "view_case")
         return render(
             request,
@@ -437,7 +490,7 @@ def override_case(
                 request,
                 "case.html",
                 {
-                    **_case_context(session, call, user),
+                    **_case_context(request, session, call, user),
                     "error": _override_error(exc, messages(page_language(request, user))),
                     "form": form,
                 },
@@ -487,16 +540,32 @@ def summary_feedback(
 ) -> Response:
     """Whether the nurse used the summary as is, edited it, or did not use it (and why)."""
     check_csrf(request, csrf)
-    if usage not in SUMMARY_USES:
-        raise HTTPException(status_code=400, detail="say how the summary was used")
     with runtime.db.session() as session:
         call = _visible_call(session, call_id, user)
+        if usage not in SUMMARY_USES:  # the form again, saying what is missing
+            t = messages(page_language(request, user))
+            context = _case_context(request, session, call, user)
+            context["usage_error"], context["usage_comment"] = t.summary_use_missing, comment
+            return render(request, "case.html", context, status=422)
         session.add(
             SummaryFeedback(call_id=call.id, user_id=user.id, usage=usage,
                             comment=comment.strip()[:1000] or None)
         )  # fmt: skip
         _audit_case(session, user, call, "summary_feedback", {"usage": usage})
     return RedirectResponse(f"/cases/{call_id}?saved=1", status_code=303)
+
+
+def model_limit(model: type[BaseModel], field: str, limit: str) -> int:
+    """A field's length limit (``min_length``/``max_length``) as the model declares it, so a
+    message can name the number without typing it a second time."""
+    for constraint in model.model_fields[field].metadata:
+        if isinstance(value := getattr(constraint, limit, None), int):
+            return value
+    raise LookupError(f"{model.__name__}.{field} declares no {limit}")
+
+
+REASON_MIN_LENGTH = model_limit(Override, "reason", "min_length")
+"""The shortest reason pretriage's override accepts (for the message asking for one)."""
 
 
 def _override_error(exc: Exception, t: Messages) -> str:
@@ -507,10 +576,20 @@ def _override_error(exc: Exception, t: Messages) -> str:
         ("name the digital path", t.override_need_path),
         ("unknown digital path", t.override_need_path),
         ("only goes with the digital_path route", t.override_path_only_digital),
-        ("reason", t.override_need_reason),
-        ("say why", t.override_need_reason),
     ):
         if needle in text:
+            return str(message)
+    wrong = (
+        {e["loc"][0] for e in exc.errors() if e["loc"]}
+        if isinstance(exc, ValidationError)
+        else set()
+    )
+    for field, message in (
+        ("urgency", t.override_need_urgency),
+        ("route", t.override_need_route),
+        ("reason", t.override_need_reason.format(min_length=REASON_MIN_LENGTH)),
+    ):
+        if field in wrong:
             return str(message)
     return str(t.override_invalid)
 
@@ -562,7 +641,9 @@ def highlight(text: str, facts: list[dict[str, Any]]) -> list[EvidencePiece]:
     return pieces
 
 
-def _case_context(session: Session, call: Call, user: StaffUser) -> dict[str, Any]:
+def _case_context(
+    request: Request, session: Session, call: Call, user: StaffUser
+) -> dict[str, Any]:
     station = session.get(Station, call.station_id)
     summary = session.scalar(select(Summary).where(Summary.call_id == call.id))
     decisions = session.scalars(
@@ -587,9 +668,17 @@ def _case_context(session: Session, call: Call, user: StaffUser) -> dict[str, An
         "pieces": highlight(summary.source_text, facts) if summary is not None else [],
         "decisions": decisions,
         "callback": callback,
+        "callback_window": window_text(
+            callback,
+            station_zone(station.timezone if station else None),
+            request_now(request),
+            messages(page_language(request, user)),
+        ),
         "recordings": recordings,
         "digital_paths": list(default_ruleset().digital_paths),
         "error": None,
+        "usage_error": None,
+        "usage_comment": "",
         "form": {"urgency": call.urgency, "route": call.route, "reason": "", "digital_path": ""},
     }
 
@@ -643,3 +732,13 @@ def _visible_call(session: Session, call_id: str, user: StaffUser) -> Call:
     if call is None or call.station_id not in user.station_ids:
         raise HTTPException(status_code=404, detail="no such case")
     return call
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """The site's icon for browsers that ask for it here (no sign-in; cached for a week)."""
+    return FileResponse(
+        STATIC / "favicon.ico",
+        media_type="image/x-icon",
+        headers={"Cache-Control": "public, max-age=604800"},
+    )

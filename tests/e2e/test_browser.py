@@ -8,22 +8,29 @@ actions. Screenshots are kept in ``test-artifacts/browser/`` for a human to look
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
 from tests.e2e.conftest import ESITIETO, app_environment, running_app
 
 playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 PASSWORD = "e2e-password"
@@ -111,6 +118,21 @@ def _query(site: Site, sql: str, *args: object) -> list[tuple[Any, ...]]:
         return db.execute(sql, args).fetchall()
 
 
+@contextmanager
+def _session(site: Site) -> Iterator[Session]:
+    """The running app's database through the models, for data a caller cannot make."""
+    engine = create_engine(f"sqlite:///{site.database}", connect_args={"timeout": 30})
+    try:
+        with Session(engine) as session, session.begin():
+            yield session
+    finally:
+        engine.dispose()
+
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+"""The demo station's time zone."""
+
+
 @pytest.fixture(scope="module")
 def live_case(browser: Any, site: Site, finnish_caller_wav: Path) -> Iterator[LiveCase]:
     """A nurse has the worklist open while a caller phones in; the case must appear on it
@@ -176,7 +198,12 @@ def test_the_case_page_links_facts_to_words_and_plays_the_recording(
     assert page.evaluate("document.querySelector(':target').tagName") == "MARK"
     assert page.locator("mark:target").inner_text().strip()
     assert page.locator("ul.reasons li").count() >= 1  # pretriage's reasons
-    assert "Sääntöversio" in page.locator("p.decision").first.inner_text()
+    # the page's words for pretriage are the note's: the heading and "sääntökanta"
+    assert page.get_by_role("heading", level=2, name="Pretriage", exact=True).count() == 1
+    assert "Sääntökanta" in page.locator("p.decision").first.inner_text()
+    note = page.locator("#note").inner_text()
+    assert "Pretriage" in note and "sääntökanta" in note
+    assert "Esiarvio" not in page.locator("main").inner_text()
     segment = page.locator("li.segment").last
     start = float(segment.get_attribute("data-start") or 0)
     segment.click()
@@ -250,9 +277,74 @@ def test_the_dashboard_draws_its_charts_for_the_station_lead(
         assert page.locator(f"{chart} rect").count() >= 1, chart
     bars = page.locator("#chart-timeline rect")
     assert sum(bars.nth(i).bounding_box()["height"] for i in range(bars.count())) > 0
+    # a route has one colour on every chart and in the legend
+    compared = 0
+    for route in ("nurse_queue", "callback", "digital_path"):
+        colours = {
+            _colour(page, f"#chart-routing rect.r-{route}", "fill"),
+            _colour(page, f"#chart-timeline rect.r-{route}", "fill"),
+            _colour(page, f"ul.legend .swatch.r-{route}", "backgroundColor"),
+        } - {None}
+        assert len(colours) == 1, (route, colours)
+        colour = colours.pop()
+        assert colour and _contrast(colour, "rgb(255, 255, 255)") >= 3, (route, colour)
+        compared += page.locator(f"#chart-routing rect.r-{route}").count()
+    assert compared >= 1  # the live case's route is on the routing chart
+    # decimals the Finnish way: a comma, never a point
+    tiles = page.locator("section.tiles").inner_text()
+    assert not re.search(r"\d\.\d", tiles), tiles
+    assert re.fullmatch(r"–|\d+(,\d)?", page.locator("#fig-processing").inner_text())
     page.get_by_text("Näytä taulukkona").click()
     assert page.locator("#timeline-table tbody tr").count() == 7  # by day
     shot(page, "04-dashboard")
+
+
+def _colour(page: Any, selector: str, prop: str) -> str | None:
+    """The computed colour of the first element matching ``selector`` (None: there is none)."""
+    found = page.locator(selector)
+    if found.count() == 0:
+        return None
+    return str(found.first.evaluate(f"el => getComputedStyle(el).{prop}"))
+
+
+def _contrast(a: str, b: str) -> float:
+    def luminance(colour: str) -> float:
+        rgb = [int(x) / 255 for x in re.findall(r"\d+", colour)[:3]]
+        lin = [x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4 for x in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    light, dark = sorted((luminance(a), luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@pytest.fixture(scope="module")
+def empty_station(site: Site) -> str:
+    """A second station of the station lead's, where nobody has called yet."""
+    from models import Station, StationMembership, User
+
+    with _session(site) as s:
+        s.add(Station(id="tyhja", name="Tyhjä asema", phone_number="+358900000999"))
+        lead = s.scalar(select(User.id).where(User.username == "osastonhoitaja"))
+        assert lead is not None
+        s.flush()
+        s.add(StationMembership(user_id=lead, station_id="tyhja"))
+    return "tyhja"
+
+
+def test_an_empty_dashboard_says_so_instead_of_drawing_blank_charts(
+    page: Any, empty_station: str
+) -> None:
+    sign_in(page, "osastonhoitaja")
+    page.goto(f"/dashboard?station={empty_station}&period=week")
+    assert page.locator("#fig-calls").inner_text() == "0"
+    message = page.locator("#chart-timeline-empty")
+    assert message.is_visible() and message.inner_text() == "Ei puheluita tällä jaksolla."
+    for chart in ("chart-routing", "chart-usage", "chart-survey"):
+        assert page.locator(f"#{chart}-empty").is_visible(), chart
+    assert page.locator("main svg").count() == 0  # no empty chart box
+    assert page.get_by_text("Näytä taulukkona").count() == 0  # nor an empty table
+    assert page.evaluate(CONTRAST_JS) == []
+    shot(page, "06-dashboard-empty")
 
 
 def test_the_pages_switch_to_swedish_and_english(page: Any) -> None:
@@ -345,3 +437,102 @@ def test_every_text_on_the_pages_has_enough_contrast(page: Any, live_case: LiveC
         page.goto(path)
         page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
         assert page.evaluate(CONTRAST_JS) == [], path
+
+
+def test_a_case_link_opened_signed_out_leads_to_the_case_after_sign_in(
+    page: Any, site: Site, live_case: LiveCase
+) -> None:
+    page.goto(f"/cases/{live_case.case_id}")
+    page.wait_for_url("**/login")
+    page.get_by_label("Käyttäjätunnus").fill("hoitaja")
+    page.get_by_label("Salasana").fill(PASSWORD)
+    page.get_by_role("button", name="Kirjaudu").click()
+    page.wait_for_url(f"**/cases/{live_case.case_id}")
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Yhteydenotto")
+    # a link that would take the nurse to another site after sign-in lands on the worklist
+    page.context.clear_cookies()
+    page.goto("/login?next=//evil.example/")
+    page.get_by_label("Käyttäjätunnus").fill("hoitaja")
+    page.get_by_label("Salasana").fill(PASSWORD)
+    page.get_by_role("button", name="Kirjaudu").click()
+    page.wait_for_url(f"{site.url}/")
+    assert page.get_by_role("heading", level=1).inner_text() == "Työjono"
+
+
+@pytest.fixture(scope="module")
+def callback_case(site: Site, live_case: LiveCase) -> str:
+    """A case with an open callback (made after the live case, which stays first in line)."""
+    from models import Call, Callback, CallState
+
+    with _session(site) as s:
+        call = Call(
+            station_id="demo",
+            call_sid="CA" + "b" * 32,
+            to_number="+358900000000",
+            from_number="+358401111111",
+            state=CallState.READY,
+            route="callback",
+            reason="Takaisinsoitto luvattu myöhemmäksi",
+        )
+        s.add(call)
+        s.flush()
+        s.add(Callback(call_id=call.id, station_id="demo", state="open"))
+        return call.id
+
+
+def _promise_for(site: Site, case_id: str, day: date) -> None:
+    """The callback's window: 8–9 o'clock on ``day`` in Helsinki."""
+    from models import Callback
+
+    start = datetime.combine(day, clock_time(8), HELSINKI).astimezone(UTC)
+    with _session(site) as s:
+        cb = s.scalar(select(Callback).where(Callback.call_id == case_id))
+        assert cb is not None
+        cb.window_start, cb.window_end = start, start + timedelta(hours=1)
+
+
+def test_the_worklist_says_which_day_a_callback_is_promised(
+    page: Any, site: Site, callback_case: str
+) -> None:
+    sign_in(page, "hoitaja")
+    row = page.locator(f'tr.case:has(a[href="/cases/{callback_case}"])')
+    cell = row.locator("td").nth(4)  # the callback column
+    for _ in range(2):  # once more if midnight passes in Helsinki meanwhile
+        today = datetime.now(HELSINKI).date()
+        _promise_for(site, callback_case, today + timedelta(days=1))
+        page.goto("/")
+        shown = cell.inner_text()
+        if datetime.now(HELSINKI).date() == today:
+            break
+    assert shown == "huomenna 8.00–9.00"
+    shot(page, "07-worklist-tomorrow")
+    page.locator(f'a[href="/cases/{callback_case}"]').click()
+    assert page.locator("#callback-window").inner_text() == "huomenna 8.00–9.00"
+
+
+def test_the_account_form_says_how_long_a_password_must_be(page: Any) -> None:
+    sign_in(page, "paakayttaja")
+    page.goto("/admin/staff")
+    assert page.locator("#pw-help").inner_text().startswith("Vähintään 12 merkkiä.")
+    form = page.locator('form[action="/admin/staff"]')
+    form.get_by_label("Käyttäjätunnus").fill("lyhyt.salasana")
+    form.get_by_label("Nimi", exact=True).fill("Lyhyt Salasana")
+    form.get_by_label("Salasana", exact=True).fill("lyhyt")
+    # past the browser's own check, as if it had none: the server's answer must say the rule
+    form.evaluate("f => { f.noValidate = true; }")
+    form.get_by_role("button", name="Luo käyttäjä").click()
+    alert = page.get_by_role("alert").inner_text()
+    assert "vähintään 12 merkkiä" in alert, alert
+    shot(page, "08-staff-password-rule")
+
+
+def test_the_site_has_an_icon_without_signing_in(page: Any) -> None:
+    ico = page.request.get("/favicon.ico")
+    assert ico.ok and ico.headers["content-type"] == "image/x-icon"
+    assert "max-age=" in ico.headers["cache-control"]
+    assert ico.body()[:4] == b"\x00\x00\x01\x00"
+    page.goto("/login")
+    href = page.locator('link[rel="icon"]').first.get_attribute("href", timeout=1000)
+    assert href
+    icon = page.request.get(href)
+    assert icon.ok and icon.headers["content-type"].startswith("image/svg+xml")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +16,14 @@ from sqlalchemy import select
 
 from esitieto.accounts import AccountChange, AccountError, create_account, update_account
 from esitieto.runtime import Runtime
-from esitieto.web.auth import authenticate
+from esitieto.web.auth import (
+    FAILED_LOGIN_WINDOW,
+    MIN_DISTINCT_CHARACTERS,
+    MIN_PASSWORD_LENGTH,
+    authenticate,
+)
 from esitieto.web.i18n import LANGUAGES, messages
+from esitieto.web.staff import LIMITS
 from models import AuditEvent, Role, Station, StationMembership, User
 from tests.esitieto.test_web import _csrf, login
 
@@ -71,7 +79,9 @@ def test_an_administrator_creates_a_nurse_who_then_sees_only_her_station(
         ({"username": "hoitaja"}, "username_taken"),
         ({"username": "kaksi sanaa"}, "bad_username"),
         ({"station": ["nowhere"]}, "unknown_station"),
-        ({"role": "superuser"}, "invalid"),
+        ({"role": "superuser"}, "bad_role"),
+        ({"display_name": "   "}, "bad_display_name"),
+        ({"display_name": "x" * 201}, "bad_display_name"),
     ],
 )
 def test_a_bad_account_form_is_shown_again_with_the_reason(
@@ -80,9 +90,35 @@ def test_a_bad_account_form_is_shown_again_with_the_reason(
     login(client, "paakayttaja")
     answer = client.post("/admin/staff", data=_new_user_form(client, **overrides))
     assert answer.status_code == 422
-    assert messages("fi").staff_errors[message_key] in answer.text
+    assert messages("fi").staff_errors[message_key].format(**LIMITS) in answer.text
     with runtime.db.session() as s:
         assert s.scalar(select(User).where(User.display_name == "Uusi Hoitaja")) is None
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_password_messages_say_the_rule_with_the_codes_numbers(
+    client: TestClient, language: str
+) -> None:
+    login(client, "paakayttaja")
+    headers = {"Accept-Language": language}
+    short = client.post(
+        "/admin/staff", data=_new_user_form(client, password="lyhyt"), headers=headers
+    )
+    simple = client.post(
+        "/admin/staff", data=_new_user_form(client, password="abab" * 5), headers=headers
+    )
+    t = messages(language)
+    for answer, key, number in (
+        (short, "password_too_short", MIN_PASSWORD_LENGTH),
+        (simple, "password_too_simple", MIN_DISTINCT_CHARACTERS),
+    ):
+        error = re.search(r'<p class="error" role="alert">([^<]+)</p>', answer.text)
+        assert error and f" {number} " in error.group(1), (key, error)
+        # the number comes from the code, never typed into a catalogue
+        assert not re.search(r"\d", t.staff_errors[key])
+    form = client.get("/admin/staff", headers=headers).text
+    assert f'minlength="{MIN_PASSWORD_LENGTH}"' in form
+    assert t.staff_password_help.format(**LIMITS) in form and str(MIN_PASSWORD_LENGTH) in form
 
 
 def test_an_administrator_changes_a_role_and_deactivates_an_account(
@@ -180,6 +216,7 @@ def test_the_pages_follow_the_browser_then_the_users_choice(
     assert client.post("/language", data=choose, follow_redirects=False).headers["location"] == "/"
 
 
+@pytest.mark.slow
 def test_the_first_administrator_is_made_on_the_command_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESITIETO_")}
     env.update(ESITIETO_DATA_DIR=str(tmp_path), ESITIETO_DEMO__ENABLED="false")
@@ -189,10 +226,14 @@ def test_the_first_administrator_is_made_on_the_command_line(tmp_path: Path) -> 
     assert made.returncode == 0, made.stderr
     assert STRONG not in made.stdout + made.stderr
     again = subprocess.run(add, input=STRONG + "\n", env=env, capture_output=True, text=True)
-    assert again.returncode == 2 and "username taken" in again.stderr
+    assert again.returncode == 2 and "username is already taken" in again.stderr
     weak = [*cli, "add", "--username", "other", "--password-stdin"]
     short = subprocess.run(weak, input="short\n", env=env, capture_output=True, text=True)
-    assert short.returncode == 2 and "password too short" in short.stderr
+    assert short.returncode == 2 and "at least 12 characters" in short.stderr
+    # The app hashes with argon2-cffi's defaults (the tests use cheap parameters).
+    with sqlite3.connect(tmp_path / "esitieto.sqlite3") as db:
+        (stored,) = db.execute("SELECT password_hash FROM users").fetchone()
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     listed = subprocess.run([*cli, "list"], env=env, capture_output=True, text=True)
     rows = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(r["username"], r["role"]) for r in rows] == [("admin", "admin")]
@@ -205,7 +246,10 @@ def test_sign_in_waits_after_five_wrong_passwords_for_one_username(
         assert login(client, "hoitaja", "wrong password").status_code == 401
     # now even the right password waits, and another username is not affected
     blocked = login(client, "hoitaja")
-    assert blocked.status_code == 429 and messages("fi").login_throttled in blocked.text
+    minutes = int(FAILED_LOGIN_WINDOW.total_seconds() // 60)
+    assert blocked.status_code == 429
+    assert messages("fi").login_throttled.format(minutes=minutes) in blocked.text
+    assert f"Odota {minutes} minuuttia" in blocked.text
     assert login(TestClient(client.app), "osastonhoitaja").status_code == 303
     with runtime.db.session() as s:
         actions = s.scalars(select(AuditEvent.action).where(AuditEvent.object_id == "hoitaja"))
