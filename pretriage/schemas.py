@@ -1,4 +1,4 @@
-"""The pretriage decision (``shared/spec/pretriage-policy.md``)."""
+"""The pretriage decision (``docs/pretriage-policy.md``)."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
@@ -24,8 +25,17 @@ from esitieto.settings import (
     Settings,
     WorkerSettings,
 )
+from esitieto.web.auth import use_password_hasher
 from integrations.twilio import TwilioSettings, sign
 from summarizer.speech.bundled_model import ensure_bundled_model
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> None:
+    """argon2 at its cheapest parameters for the tests (``test_staff.py`` checks that the app
+    itself hashes with the strong defaults)."""
+    use_password_hasher(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
 
 PG_ADMIN_URL = os.environ.get(
     "ESITIETO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -87,11 +97,30 @@ def _reset_pg(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database file migrated to the newest schema and seeded with the demo station and
+    accounts once per test session: each test starts from a copy (migrating and hashing the
+    demo passwords take a second and a half, copying the file a millisecond)."""
+    data_dir = tmp_path_factory.mktemp("template")
+    rt = Runtime(make_settings(data_dir))
+    prepare(rt)
+    rt.close()
+    return data_dir / "esitieto.sqlite3"
+
+
+def fresh_sqlite(template: Path, path: Path) -> str:
+    """A copy of the migrated template at ``path``, as an SQLAlchemy URL."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """Each database test runs on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        return fresh_sqlite(sqlite_template, tmp_path / "test.sqlite3")
     url: str = request.getfixturevalue("postgres_url")
     _reset_pg(url)
     return url
@@ -115,9 +144,11 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 
 @pytest.fixture
-def sqlite_settings(tmp_path: Path) -> Settings:
+def sqlite_settings(tmp_path: Path, sqlite_template: Path) -> Settings:
     """For tests that are not about the database."""
-    return make_settings(tmp_path / "var")
+    data_dir = tmp_path / "var"
+    fresh_sqlite(sqlite_template, data_dir / "esitieto.sqlite3")
+    return make_settings(data_dir)
 
 
 @pytest.fixture

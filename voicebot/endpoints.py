@@ -107,7 +107,9 @@ def incoming_call(form: Form, deps: Deps) -> Response:
 def _require_call(session: Session, params: service.CallParams) -> tuple[Station, Call]:
     station = service.find_station(session, params.to_number)
     if station is None:
-        raise HTTPException(status_code=404, detail="unknown station")
+        raise HTTPException(
+            status_code=404, detail=f"no station has the number {params.to_number or '(none)'}"
+        )
     return station, service.get_or_create_call(session, station, params)
 
 

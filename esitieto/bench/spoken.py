@@ -3,7 +3,7 @@
 Each vignette is spoken by espeak-ng in its language, turned into 8 kHz μ-law telephone audio
 with sox, transcribed by the configured engine (the bundled Whisper base by default), and the
 transcript analysed as in a real call. The output is written as ``analyze --jsonl`` lines so
-that ``shared/eval/score.py`` scores it exactly like the text run.
+that ``score.py`` of the evaluation harness scores it exactly like the text run.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Transcript → the nurse-facing summary (``shared/spec/summary-schema.md``), deterministically.
+"""Transcript → the nurse-facing summary (``docs/summary-schema.md``), deterministically.
 
 Every fact carries the words it came from; :func:`check_faithful` drops any fact whose evidence
 is not literally in the transcript, so nothing reaches the nurse that the caller did not say.

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from esitieto.bench.web import run
 
 
+@pytest.mark.slow
 def test_the_web_benchmark_times_every_page_it_names() -> None:
     got = run(cases=60, repeats=2)
     assert got["cases"] == 60

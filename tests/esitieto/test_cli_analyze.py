@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CLI = [sys.executable, "-c", "from esitieto.cli import main; raise SystemExit(main())"]
 
 
@@ -16,6 +18,7 @@ def run(args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_analyze_jsonl_reports_bad_lines_and_goes_on() -> None:
     lines = [
         json.dumps({"id": "a", "text": "Rintaan puristaa kovasti.", "context": {"age": 60}}),
@@ -35,6 +38,7 @@ def test_analyze_jsonl_reports_bad_lines_and_goes_on() -> None:
     assert rows[4]["triage"]["digital_path"] == "appointment"
 
 
+@pytest.mark.slow
 def test_analyze_prints_only_json_even_with_stderr_merged() -> None:
     """Scripts pipe ``2>&1`` into a JSON reader: nothing else may be printed."""
     line = json.dumps({"id": "x", "text": "Kuumetta kaksi päivää.", "context": {}})
@@ -48,6 +52,7 @@ def test_analyze_needs_jsonl_flag() -> None:
     assert out.returncode != 0 and "--jsonl" in out.stderr
 
 
+@pytest.mark.slow
 def test_bench_prints_figures(tmp_path: Path) -> None:
     texts = tmp_path / "texts.jsonl"
     texts.write_text(json.dumps({"text": "Yskää kolme päivää.", "context": {}}) + "\n", "utf-8")
@@ -60,6 +65,7 @@ def test_bench_prints_figures(tmp_path: Path) -> None:
     assert out.returncode != 0 and "cannot read" in out.stderr
 
 
+@pytest.mark.slow
 def test_eval_fuzzy_prints_recall_and_false_hits() -> None:
     out = run(["eval-fuzzy", "--words", "40"])
     assert out.returncode == 0, out.stderr
@@ -71,6 +77,7 @@ def test_eval_fuzzy_prints_recall_and_false_hits() -> None:
     assert out.returncode != 0 and "eval-fuzzy" in out.stderr
 
 
+@pytest.mark.slow
 def test_analyze_writes_the_note_in_the_asked_language() -> None:
     line = {"id": "s", "text": "Jag har feber sedan två dagar.", "note_language": "sv"}
     bad = {"id": "x", "text": "Kuumetta.", "note_language": "de"}
@@ -81,6 +88,7 @@ def test_analyze_writes_the_note_in_the_asked_language() -> None:
     assert "note_language" in rows[1]["error"]
 
 
+@pytest.mark.slow
 def test_convert_model_says_what_is_missing(tmp_path: Path) -> None:
     out = run(
         ["convert-model", "--to", "hf", "--model", str(tmp_path / "none"), str(tmp_path / "o")]

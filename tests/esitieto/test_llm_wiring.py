@@ -15,14 +15,19 @@ from esitieto.app import create_app, prepare
 from esitieto.runtime import Runtime
 from pretriage.analysis import analyze_text
 from summarizer.text.settings import SummarizerSettings
-from tests.conftest import make_settings
+from tests.conftest import fresh_sqlite, make_settings
 from tests.summarizer.text.test_phrasing import FakeLLM, fake_llm  # noqa: F401 - the fixture
 
 TEXT = "Minulla on ollut yskää ja kuumetta kaksi päivää, lämpö 38,4. Ei hengenahdistusta."
 
 
 @pytest.fixture
-def llm_client(tmp_path: Path, fake_llm: FakeLLM) -> Iterator[TestClient]:  # noqa: F811
+def llm_client(
+    tmp_path: Path,
+    fake_llm: FakeLLM,  # noqa: F811
+    sqlite_template: Path,
+) -> Iterator[TestClient]:
+    fresh_sqlite(sqlite_template, tmp_path / "var" / "esitieto.sqlite3")
     settings = make_settings(tmp_path / "var")
     settings.summarizer = SummarizerSettings(
         llm_backend="openai",

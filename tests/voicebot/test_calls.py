@@ -17,7 +17,7 @@ from esitieto.runtime import Runtime
 from esitieto.simulate import simulate_call
 from models import Call, Callback, CallerFeedback, Station
 from summarizer.speech.scripted import ScriptedSpeechToText
-from tests.conftest import make_settings, synth_phone_audio
+from tests.conftest import fresh_sqlite, make_settings, synth_phone_audio
 from tests.integrations.test_sms import FakeTwilio, fake_twilio  # noqa: F401 - the fixture
 from voicebot.prompts import catalogue
 from voicebot.settings import VoicebotSettings
@@ -51,9 +51,11 @@ def call_rt(
     tmp_path: Path,
     fake_twilio: FakeTwilio,  # noqa: F811
     voices: dict[str, tuple[Path, str]],
+    sqlite_template: Path,
 ) -> Iterator[Runtime]:
     """The app with a scripted recogniser: each caller is heard saying exactly their line, so
     these tests check the call, not the recogniser (``test_tasks.py`` runs the real model)."""
+    fresh_sqlite(sqlite_template, tmp_path / "var" / "esitieto.sqlite3")
     settings = make_settings(tmp_path / "var", None, mode="inprocess")
     settings.voicebot = VoicebotSettings(
         sms_sender="+358450000000", identity_key=SecretStr("ab" * 32), in_call_budget_s=20.0

@@ -85,6 +85,7 @@ def test_missing_marker_reverifies_without_reassembling(tmp_path: Path) -> None:
     assert not stale.exists()
 
 
+@pytest.mark.slow
 def test_tampered_assembled_model_is_rebuilt(tmp_path: Path) -> None:
     out = ensure_bundled_model(tmp_path)
     flip_byte(out / "model.bin", 1000)  # same size: the mtime in the marker catches it
@@ -136,6 +137,7 @@ def test_missing_packages_raise_with_install_hint(tmp_path: Path) -> None:
         ensure_bundled_model(tmp_path / "data", sources=gone)
 
 
+@pytest.mark.slow
 def test_concurrent_assembly_in_two_processes(tmp_path: Path) -> None:
     code = (
         "import sys; from pathlib import Path; "

@@ -35,10 +35,12 @@ from summarizer.speech.convert import (
 from tests.conftest import synth_phone_audio
 from tests.text_distance import edit_distance
 
-torch = pytest.importorskip("torch")
-whisper = pytest.importorskip("whisper")
-ctranslate2 = pytest.importorskip("ctranslate2")
-transformers = pytest.importorskip("transformers")
+# The reference stacks are imported when the first test runs, not when the module is
+# collected: a run that leaves out the slow tests never pays for importing torch.
+torch: Any = None
+whisper: Any = None
+ctranslate2: Any = None
+transformers: Any = None
 
 SPEECH = "Minulla on ollut kuumetta ja yskää kolme päivää. Kurkku on kipeä."
 """An invented caller: fever and cough for three days, sore throat."""
@@ -47,7 +49,18 @@ PROMPT = [SOT, FI, TRANSCRIBE, NO_TIMESTAMPS]
 ENCODER_TOLERANCE = 1e-2
 
 
+pytestmark = pytest.mark.slow  # converts and loads models in three formats (torch)
+
 # -- fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reference_stacks() -> None:
+    global torch, whisper, ctranslate2, transformers
+    torch = pytest.importorskip("torch")
+    whisper = pytest.importorskip("whisper")
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +304,6 @@ def test_hf_conversion_and_loading_stay_offline(
 # -- numerical equivalence -------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_encoders_agree(mel: Any, ct2_model: Any, openai_model: Any, hf: tuple[Any, Any]) -> None:
     features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel.numpy()))
     ct2_out = np.array(ct2_model.encode(features))
@@ -308,7 +320,6 @@ def test_encoders_agree(mel: Any, ct2_model: Any, openai_model: Any, hf: tuple[A
     assert max(diffs.values()) < ENCODER_TOLERANCE
 
 
-@pytest.mark.slow
 def test_greedy_tokens_identical_on_the_same_features(
     mel: Any, ct2_model: Any, openai_model: Any, hf: tuple[Any, Any]
 ) -> None:
@@ -330,7 +341,6 @@ def test_greedy_tokens_identical_on_the_same_features(
     assert ct2_tokens == openai_tokens
 
 
-@pytest.mark.slow
 def test_greedy_transcripts_match_across_engines(
     speech: np.ndarray, bundled_model_dir: Path, openai_model: Any, hf: tuple[Any, Any]
 ) -> None:
@@ -476,7 +486,6 @@ def test_ensure_converted_redoes_a_changed_source(bundled_model_dir: Path, tmp_p
     assert not list(cache.glob(".*.tmp"))
 
 
-@pytest.mark.slow
 def test_concurrent_conversion_in_two_processes(bundled_model_dir: Path, tmp_path: Path) -> None:
     code = (
         "import logging, sys; from pathlib import Path; "

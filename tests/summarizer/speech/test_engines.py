@@ -69,6 +69,7 @@ def test_language_is_detected_among_finnish_swedish_and_english(
     assert t.language_probability is not None and 0 < t.language_probability <= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FACTORIES))
 def test_bad_audio_gets_a_clear_error_from_every_engine(
     name: str,
@@ -94,6 +95,7 @@ def test_bad_audio_gets_a_clear_error_from_every_engine(
     assert not engine.loaded  # none of these needed the model
 
 
+@pytest.mark.slow
 def test_get_engine_makes_each_engine_on_the_bundled_weights(
     bundled_model_dir: Path, converted_models: dict[str, Path]
 ) -> None:

@@ -523,6 +523,7 @@ def _tiny_gpt2(path: Path, *, n_positions: int = 2048, chat_template: bool = Fal
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chat_template", [False, True])
 def test_tiny_local_model_generates_and_its_garbage_falls_back(
     tmp_path: Path, fi_case: Case, caplog: pytest.LogCaptureFixture, chat_template: bool
