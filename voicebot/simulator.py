@@ -372,6 +372,7 @@ def load_case(session: Session, call_sid: str) -> dict[str, Any] | None:
             "duration_s": r.duration_s,
             "error": r.error,
             "transcript": r.transcript.text if r.transcript else None,
+            "transcribed_by": r.transcript.engine if r.transcript else None,
             "segments": [
                 {"start": s.start_s, "end": s.end_s, "text": s.text}
                 for s in (r.transcript.segments if r.transcript else [])

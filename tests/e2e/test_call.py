@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from esitieto.web.i18n import messages
 from tests.e2e.conftest import ESITIETO
 
 pytestmark = pytest.mark.slow
@@ -23,6 +24,14 @@ def _simulate(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
         capture_output=True,
         text=True,
         timeout=300,
+    )
+
+
+def _sign_in(browser: httpx.Client) -> None:
+    token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+    assert token
+    browser.post(
+        "/login", data={"username": "hoitaja", "password": "e2e-password", "csrf": token.group(1)}
     )
 
 
@@ -42,12 +51,7 @@ def test_a_finnish_call_reaches_the_worklist(
     assert any("112" in said for said in case["heard"])
 
     with httpx.Client(base_url=server) as browser:
-        token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
-        assert token
-        browser.post(
-            "/login",
-            data={"username": "hoitaja", "password": "e2e-password", "csrf": token.group(1)},
-        )
+        _sign_in(browser)
         worklist = browser.get("/")
         assert worklist.status_code == 200
         assert f'href="/cases/{case["case_id"]}"' in worklist.text
@@ -81,3 +85,39 @@ def test_simulate_call_explains_bad_arguments(app_env: dict[str, str], tmp_path:
     done = _simulate(app_env, "--station", "nowhere", str(wav))
     assert done.returncode != 0
     assert "unknown station 'nowhere'" in done.stderr
+
+
+def test_keypad_answers_before_the_audio_leave_the_audio_alone(
+    app_env: dict[str, str], finnish_caller_wav: Path
+) -> None:
+    """``--digits 1 2 '#' call.wav``, as the usage line reads: the file is the answer's audio,
+    not a keypad answer."""
+    done = _simulate(
+        app_env, "--station", "demo", "--digits", "1", "2", "#", str(finnish_caller_wav)
+    )
+    assert done.returncode == 0, done.stderr
+    case = json.loads(done.stdout)
+    assert len(case["recordings"]) == 1
+    assert case["recordings"][0]["transcribed_by"] == "faster-whisper"
+
+
+def test_words_given_as_heard_are_the_transcript_and_say_so(
+    server: str, app_env: dict[str, str]
+) -> None:
+    """``--as-heard`` with a running app: the words are stored for the recording before Twilio's
+    callbacks, whichever worker transcribes it uses them, and the case page says so."""
+    words = "Minulla on ollut kuumetta ja yskää kolme päivää. Hengenahdistusta ei ole."
+    done = _simulate(
+        app_env, "--station", "demo", "--url", server, "--digits", "1", "2", "#",
+        "--as-heard", words,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    case = json.loads(done.stdout)
+    assert case["transcript"] == words
+    assert case["recordings"][0]["transcribed_by"] == "given"
+    codes = {s["icpc2"] for s in case["summary"]["symptoms"]}
+    assert {"A03", "R05"} <= codes
+    with httpx.Client(base_url=server) as browser:
+        _sign_in(browser)
+        page = browser.get(f"/cases/{case['case_id']}").text
+    assert messages("fi").transcript_given in page
