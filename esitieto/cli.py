@@ -124,14 +124,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not args.jsonl:
         return _fail("analyze reads JSON lines: use --jsonl")
     from esitieto.settings import get_settings
+    from pretriage.detector import DetectorError, detector_from_settings
     from pretriage.ruleset import RulesetError, default_ruleset
+    from pretriage.signs import SignsError
     from summarizer.text.lexicon import LexiconError
     from summarizer.text.phrasing import phraser_from_settings
 
     try:
         default_ruleset()  # compiles the lexicon too: a malformed file stops here, not per line
-        phraser = phraser_from_settings(get_settings().summarizer)
-    except (RulesetError, LexiconError, ValueError) as exc:
+        settings = get_settings()
+        phraser = phraser_from_settings(settings.summarizer)
+        detector = detector_from_settings(settings.detector)
+    except (RulesetError, LexiconError, SignsError, DetectorError, ValueError) as exc:
         return _fail(str(exc), 2)
     for line_no, line in enumerate(sys.stdin, 1):
         if not line.strip():
@@ -150,7 +154,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             if note_language not in ("fi", "sv", "en"):
                 raise ValueError("'note_language' must be fi, sv or en")
             result = analyze_text(
-                item_id, text, context, note_language=note_language, phraser=phraser
+                item_id,
+                text,
+                context,
+                note_language=note_language,
+                phraser=phraser,
+                detector=detector,
             ).model_dump(mode="json")
         except ValidationError as exc:
             result = {"id": item_id, "error": f"line {line_no}: {field_errors(exc, 'context')}"}
@@ -240,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the case")
     p.set_defaults(func=cmd_simulate_call)
+
+    p = sub.add_parser("signs", help="train or check the detector by meaning's classifier")
+    p.add_argument("action", choices=["train", "check"])
+    p.add_argument("--out", default=None, help="where to write it (default: the bundled file)")
+    p.set_defaults(func=cmd_signs)
 
     p = sub.add_parser("eval-spoken", help="vignettes spoken by espeak-ng, over a phone line")
     p.add_argument("--cases", required=True, help="vignettes (JSON lines with id, lang, text)")
@@ -413,6 +427,36 @@ def cmd_users(args: argparse.Namespace) -> int:
         return _fail(f"users add: {messages('en').staff_errors[exc.code].format(**LIMITS)}")
     finally:
         runtime.close()
+
+
+def cmd_signs(args: argparse.Namespace) -> int:
+    """``signs train``: learn the sign classifier from pretriage/signs/ for the configured
+    embedding model; ``signs check``: does the classifier fit the data and the model?"""
+    from pretriage.detector import (
+        CLASSIFIER_FILE,
+        DetectorError,
+        build_embedder,
+        load_detector,
+        train_classifier,
+    )
+    from pretriage.signs import SignsError, default_signs
+
+    settings = Settings().detector
+    try:
+        embedder = build_embedder(settings)
+        if args.action == "check":
+            load_detector(embedder, settings.classifier)
+            print(json.dumps({"signs": "ok", "embedder": embedder.id}))
+            return 0
+        book = default_signs()
+        out = Path(args.out) if args.out else (settings.classifier or CLASSIFIER_FILE)
+        classifier = train_classifier(book, embedder)
+        classifier.save(out)
+    except (SignsError, DetectorError, OSError) as exc:
+        return _fail(f"signs {args.action}: {exc}")
+    figures = {"examples": len(book.examples), "categories": len(classifier.categories)}
+    print(json.dumps({"signs": str(out), **figures, "embedder": embedder.id}))
+    return 0
 
 
 def cmd_eval_fuzzy(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from models import utcnow
 if TYPE_CHECKING:
     from integrations.sms import SmsSender
     from pretriage.analysis import Analyzer
+    from pretriage.detector import SignDetector
     from summarizer.speech.stt import SpeechToText
     from summarizer.text.phrasing import Phraser
     from voicebot.deps import VoicebotDeps
@@ -90,10 +91,18 @@ class Runtime:
         return get_engine(self.settings.asr, self.settings.data_dir)
 
     @cached_property
+    def detector(self) -> SignDetector | None:
+        """The detector by meaning (None when switched off); a classifier that does not fit
+        the embedder or the sign data stops the app at start-up."""
+        from pretriage.detector import detector_from_settings
+
+        return detector_from_settings(self.settings.detector)
+
+    @cached_property
     def analyzer(self) -> Analyzer:
         from pretriage.analysis import Analyzer
 
-        return Analyzer(phraser=self.phraser)
+        return Analyzer(phraser=self.phraser, detector=self.detector)
 
     @cached_property
     def voicebot(self) -> VoicebotDeps:

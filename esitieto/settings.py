@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from integrations.twilio import TwilioSettings
+from pretriage.settings import DetectorSettings
 from summarizer.speech.settings import AsrSettings
 from summarizer.text.settings import SummarizerSettings
 from voicebot.settings import VoicebotSettings
@@ -70,6 +71,7 @@ class Settings(BaseSettings):
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
     asr: AsrSettings = Field(default_factory=AsrSettings)
     summarizer: SummarizerSettings = Field(default_factory=SummarizerSettings)
+    detector: DetectorSettings = Field(default_factory=DetectorSettings)
     voicebot: VoicebotSettings = Field(default_factory=VoicebotSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     web: WebSettings = Field(default_factory=WebSettings)

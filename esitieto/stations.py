@@ -36,6 +36,8 @@ class StationConfig(BaseModel):
     timezone: str = "Europe/Helsinki"
     voice: str | None = None
     speech_rate: str | None = Field(default=None, pattern=r"^([5-9][0-9]|1[0-4][0-9]|150)%$")
+    urgent_number: str = Field(default="116117", pattern=r"^(\+[1-9][0-9]{6,14}|[0-9]{3,6})$")
+    """Where an urgent caller goes when the station is closed (Päivystysapu 116 117)."""
     opening_hours: dict[str, str] | None = None
     callback_nurses: int = Field(default=2, ge=1, le=200)
     callback_handling_min: float = Field(default=12.0, gt=0, le=240)

@@ -17,11 +17,19 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from models import Call, Callback, CallerFeedback, Recording, RecordingState, SummaryFeedback
-from pretriage.service import agreement
+from models import (
+    Call,
+    Callback,
+    CallerFeedback,
+    Recording,
+    RecordingState,
+    SummaryFeedback,
+    TriageDecision,
+)
+from pretriage.service import PRETRIAGE, agreement
 
 YES = 1
 LOCAL_TZ = ZoneInfo("Europe/Helsinki")
@@ -72,6 +80,9 @@ class Stats:
     """Calls in which the caller gave pre-information (a recording with words in it)."""
     routing: dict[str, int]
     urgency: dict[str, int]
+    uncertain: int
+    """Calls pretriage did not understand well enough to trust a non-urgent route (policy v2):
+    shown to nurses as unclear, never as non-urgent."""
     callbacks: int
     callbacks_done: int
     callback_delay_median_min: float | None
@@ -185,6 +196,15 @@ def compute(
         for c in calls
         if c.ready_at is not None and c.ended_at is not None
     ]
+    uncertain = db.scalar(
+        select(func.count())
+        .select_from(TriageDecision)
+        .where(
+            TriageDecision.call_id.in_(ids),
+            TriageDecision.source == PRETRIAGE,
+            TriageDecision.uncertain.is_(True),
+        )
+    )
     agreed = agreement(session, stations, since, until)
     step_name, timeline = _timeline(calls, with_words, since, until)
     return Stats(
@@ -195,6 +215,7 @@ def compute(
         submissions=len(with_words),
         routing=dict(Counter(c.route for c in calls if c.route)),
         urgency=dict(Counter(c.urgency for c in calls if c.urgency)),
+        uncertain=int(uncertain or 0),
         callbacks=len(callbacks),
         callbacks_done=len(done),
         callback_delay_median_min=round(statistics.median(delays), 1) if delays else None,

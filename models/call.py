@@ -53,6 +53,9 @@ class Call(IdMixin, TimestampMixin, Base):
     urgency: Mapped[str | None] = mapped_column(String(16), default=None)
     urgency_rank: Mapped[int] = mapped_column(Integer, default=-1)
     route: Mapped[str | None] = mapped_column(String(16), default=None)
+    uncertain: Mapped[bool] = mapped_column(default=False)
+    """Shown as "unclear – a nurse assesses", never as non-urgent; sorts before the callbacks
+    pretriage is sure of."""
     reason: Mapped[str | None] = mapped_column(String(300), default=None)
     processing_error: Mapped[str | None] = mapped_column(String(500), default=None)
     dialogue: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
@@ -175,6 +178,9 @@ class TriageDecision(IdMixin, Base):
     route: Mapped[str] = mapped_column(String(16))
     digital_path: Mapped[str | None] = mapped_column(String(64), default=None)
     reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    uncertain: Mapped[bool] = mapped_column(default=False)
+    """The matter was not understood well enough to trust a non-urgent route (policy v2)."""
+    uncertain_reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     ruleset_version: Mapped[str] = mapped_column(String(64))
     decided_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"), default=None)
     comment: Mapped[str | None] = mapped_column(Text, default=None)

@@ -24,6 +24,9 @@ class Station(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Helsinki")
     voice: Mapped[str | None] = mapped_column(String(64), default=None)
     speech_rate: Mapped[str | None] = mapped_column(String(8), default=None)
+    urgent_number: Mapped[str] = mapped_column(String(32), default="116117")
+    """Where an urgent caller is connected when the station is closed: Päivystysapu 116 117
+    by default, or the county's own number in E.164."""
     """How fast the voice speaks (SSML prosody rate, e.g. ``"90%"``): slower for elderly callers."""
     note_language: Mapped[str | None] = mapped_column(String(8), default=None)
     """The nurses' documentation language (fi/sv/en); default: Swedish for a Swedish-speaking

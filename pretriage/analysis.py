@@ -1,17 +1,22 @@
 """Text → summary + triage, with no database and no network (``analyze`` and its API).
 
-A language-model phraser, when one is configured, only rewords the reason line and the note;
-whatever it writes is checked against the deterministic summary and dropped if ungrounded.
+Two detectors read the words: the rules (``engine.py`` with the lexicon) and the detector by
+meaning (``detector.py``), which runs only when the rules have not already found an emergency
+and can only raise urgency or make the case uncertain. A language-model phraser, when one is
+configured, only rewords the reason line and the note; whatever it writes is checked against
+the deterministic summary and dropped if ungrounded.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from pretriage.detector import UNAVAILABLE, Detection, DetectorError, SignDetector
 from pretriage.engine import decide, describe
 from pretriage.schemas import TriageDecision
 from summarizer.text.extract import summarize
@@ -22,6 +27,7 @@ if TYPE_CHECKING:
     from summarizer.text.phrasing import Phraser
 
 DETERMINISTIC = "deterministic"
+log = logging.getLogger(__name__)
 
 
 class AnalysisResult(BaseModel):
@@ -44,19 +50,32 @@ def analyze_text(
     headings: Mapping[str, str] | None = None,
     enabled_paths: Mapping[str, str | None] | None = None,
     phraser: Phraser | None = None,
+    detector: SignDetector | None = None,
 ) -> AnalysisResult:
     """``headings`` are the station's own note headings; ``enabled_paths`` the digital paths
     it offers (None: all of them)."""
     context = context or CallContext()
     summary = summarize(text, context, note_language=note_language)
-    triage = decide(
-        summary,
-        text,
-        context,
-        asr_confidence=asr_confidence,
-        enabled_paths=enabled_paths,
-        language=note_language,
-    )
+
+    def triage_with(detection: Detection | None) -> TriageDecision:
+        return decide(
+            summary,
+            text,
+            context,
+            asr_confidence=asr_confidence,
+            enabled_paths=enabled_paths,
+            language=note_language,
+            detection=detection,
+        )
+
+    triage = triage_with(None)
+    if detector is not None and triage.urgency != "emergency" and text.strip():
+        try:
+            triage = triage_with(detector.detect(text, summary))
+        except DetectorError as exc:
+            # The words could not be read by meaning: never a digital path on the rules alone.
+            log.warning("sign detection failed: %s", exc)
+            triage = triage_with(UNAVAILABLE)
     summary.note = render_note(
         summary, note_language, pretriage=describe(triage, note_language), headings=headings
     )
@@ -72,9 +91,10 @@ def analyze_text(
 
 @dataclass(frozen=True)
 class Analyzer:
-    """:func:`analyze_text` with the process's configured parts (the phraser)."""
+    """:func:`analyze_text` with the process's configured parts (phraser, detector)."""
 
     phraser: Phraser | None = None
+    detector: SignDetector | None = None
 
     def __call__(
         self,
@@ -96,4 +116,5 @@ class Analyzer:
             headings=headings,
             enabled_paths=enabled_paths,
             phraser=self.phraser,
+            detector=self.detector,
         )

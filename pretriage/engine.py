@@ -9,9 +9,13 @@ Everything else goes to a nurse.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
 
-from pretriage.ruleset import Facts, Rule, Ruleset, default_ruleset
+from pretriage.detector import Detection
+from pretriage.ruleset import Facts, Predicate, Rule, Ruleset, compile_condition, default_ruleset
 from pretriage.schemas import Reason, TriageDecision
+from pretriage.signs import default_signs
 from summarizer.text.lexicon import default_lexicon
 from summarizer.text.schemas import CallContext, Evidence, Summary
 
@@ -22,9 +26,27 @@ _MESSAGES = {
         "low_confidence": "Puheentunnistus epävarma (luotettavuus {value:.2f}): ei digipolkua",
         "contradiction": "Ristiriitaiset tiedot ({labels}): hoitaja arvioi",
         "misheard": "Sana tunnistettiin epävarmasti ({words}): ei digipolkua",
+        "not_understood": "Sanoja ei ymmärretty ({words}): hoitaja arvioi",
+        "unread_unavailable": "Sanoja ei voitu lukea merkityksen perusteella: hoitaja arvioi",
+        "unread_too_long": "Vastaus oli liian pitkä luettavaksi kokonaan: hoitaja arvioi",
+        "resembles": "Muistuttaa: {sign} — {words}",
         "no_path": "Ei sovi digipolulle: hoitaja soittaa takaisin samana päivänä",
         "path_off": "Asema ei käytä digipolkua {path}: hoitaja soittaa takaisin",
         "red_flag": "Hälyttävä tieto",
+    },
+    "sv": {
+        "no_words": "Inspelningen hade inget tal som kändes igen: sjukskötaren ringer upp",
+        "unrecognised": "Uppringarens ärende kändes inte igen: sjukskötaren bedömer",
+        "low_confidence": "Osäker taligenkänning (tillförlitlighet {value:.2f}): ingen e-tjänst",
+        "contradiction": "Motstridiga uppgifter ({labels}): sjukskötaren bedömer",
+        "misheard": "Ordet kändes igen med osäkerhet ({words}): ingen digital tjänst",
+        "not_understood": "Orden förstods inte ({words}): sjukskötaren bedömer",
+        "unread_unavailable": "Orden kunde inte läsas efter betydelse: sjukskötaren bedömer",
+        "unread_too_long": "Svaret var för långt för att läsas helt: sjukskötaren bedömer",
+        "resembles": "Liknar: {sign} — {words}",
+        "no_path": "Passar ingen digital tjänst: sjukskötaren ringer upp samma dag",
+        "path_off": "Stationen använder inte den digitala tjänsten {path}: sjukskötaren ringer upp",
+        "red_flag": "Alarmerande uppgift",
     },
     "en": {
         "no_words": "No recognisable speech in the recording: a nurse calls back",
@@ -32,6 +54,10 @@ _MESSAGES = {
         "low_confidence": "Speech recognition unsure (confidence {value:.2f}): no digital path",
         "contradiction": "Contradictory facts ({labels}): a nurse assesses",
         "misheard": "Words recognised with doubt ({words}): no digital path",
+        "not_understood": "Words not understood ({words}): a nurse assesses",
+        "unread_unavailable": "The words could not be read for meaning: a nurse assesses",
+        "unread_too_long": "The answer was too long to read in full: a nurse assesses",
+        "resembles": "Resembles: {sign} — {words}",
         "no_path": "No digital path fits: a nurse calls back the same day",
         "path_off": "The station does not use the digital path {path}: a nurse calls back",
         "red_flag": "Red flag",
@@ -69,9 +95,11 @@ def decide(
     ruleset: Ruleset | None = None,
     enabled_paths: Mapping[str, str | None] | None = None,
     language: str = "fi",
+    detection: Detection | None = None,
 ) -> TriageDecision:
     """The pretriage decision. ``enabled_paths`` maps the station's paths to their SMS links
-    (None: every path in the ruleset, without a link)."""
+    (None: every path in the ruleset, without a link); ``detection`` is what the detector by
+    meaning found in the words (None: the rules alone)."""
     rs = ruleset or default_ruleset()
     context = context or CallContext()
     lang = language if language in _MESSAGES else "fi"
@@ -95,19 +123,64 @@ def decide(
             ruleset_version=rs.version,
             advise_112=True,
         )
-    urgent = fired(rs.urgent)
-    if urgent:
-        return TriageDecision(
-            urgency="urgent", route="nurse_queue", reasons=urgent, ruleset_version=rs.version
-        )
-
+    resembles = _resemblances(detection, lang, facts)
     uncertain = _uncertainty(summary, text, asr_confidence, rs, msg)
+    if resembles.emergency:
+        # Words a list did not foresee, close to an emergency sign's description: the safe
+        # side, marked as resembling so the nurse sees why.
+        return TriageDecision(
+            urgency="emergency",
+            route="nurse_queue",
+            reasons=resembles.emergency,
+            ruleset_version=rs.version,
+            advise_112=True,
+            uncertain=True,
+            uncertain_reasons=resembles.emergency + uncertain,
+        )
+    urgent = fired(rs.urgent)
+    partial = [
+        (p.sign, _reason(p.rule, ev, lang))
+        for p in rs.possible
+        for ok, ev in [p.rule.when(facts)]
+        if ok
+    ]
+    possible = [r for _, r in partial] + resembles.possible
+    confirm = next(iter([sign for sign, _ in partial] + resembles.possible_signs), None)
+    if urgent or resembles.urgent or possible:
+        unsure = possible + resembles.urgent + uncertain
+        return TriageDecision(
+            urgency="urgent",
+            route="nurse_queue",
+            reasons=urgent + resembles.urgent + possible,
+            ruleset_version=rs.version,
+            uncertain=bool(unsure),
+            uncertain_reasons=unsure,
+            confirm_sign=confirm,
+        )
+    if detection is not None and detection.unread:
+        uncertain.append(
+            Reason(rule=f"unread:{detection.unread}", text=msg[f"unread_{detection.unread}"])
+        )
+    if detection is not None and detection.health_talk:
+        words = ", ".join(f'"{e.text}"' for e in detection.health_talk)
+        uncertain.append(
+            Reason(
+                rule="not-understood",
+                text=msg["not_understood"].format(words=words),
+                evidence=[e.text for e in detection.health_talk],
+            )
+        )
     eligible = ((p, p.when(facts)) for p in rs.digital_paths.values())
     path, (_, path_evidence) = next(((p, r) for p, r in eligible if r[0]), (None, (False, [])))
     if path is None:
         reasons = uncertain or [Reason(rule="no-digital-path", text=msg["no_path"])]
         return TriageDecision(
-            urgency="non_urgent", route="callback", reasons=reasons, ruleset_version=rs.version
+            urgency="non_urgent",
+            route="callback",
+            reasons=reasons,
+            ruleset_version=rs.version,
+            uncertain=bool(uncertain),
+            uncertain_reasons=uncertain,
         )
 
     blocks: list[Reason] = []
@@ -123,7 +196,9 @@ def decide(
             flags = [
                 f
                 for f in summary.findings
-                if not f.negated and f.id in lex.findings and lex.findings[f.id].red_flag
+                if not f.negated
+                and f.id in lex.findings
+                and (lex.findings[f.id].red_flag or f.id in rs.sign_findings)
             ]
             if extra or flags:
                 evidence = [s.evidence for s in extra] + [f.evidence for f in flags]
@@ -135,7 +210,12 @@ def decide(
     blocks += uncertain
     if blocks:
         return TriageDecision(
-            urgency="non_urgent", route="callback", reasons=blocks, ruleset_version=rs.version
+            urgency="non_urgent",
+            route="callback",
+            reasons=blocks,
+            ruleset_version=rs.version,
+            uncertain=bool(uncertain),
+            uncertain_reasons=uncertain,
         )
     path_rule = Rule(id=f"path-{path.id}", policy=path.policy, text=path.text, when=path.when)
     return TriageDecision(
@@ -146,6 +226,62 @@ def decide(
         reasons=[_reason(path_rule, path_evidence, lang)],
         ruleset_version=rs.version,
     )
+
+
+@cache
+def _needs(sign_id: str) -> Predicate:
+    """What the rules must also find for a resemblance to this sign to count."""
+    needs = default_signs().signs[sign_id].needs
+    if needs is None:
+        return lambda f: (True, [])
+    return compile_condition(needs, f"signs.yaml: {sign_id}: needs", default_lexicon())
+
+
+@dataclass(frozen=True)
+class _Resembling:
+    emergency: list[Reason]
+    possible: list[Reason]
+    possible_signs: list[str]
+    urgent: list[Reason]
+
+
+def _resemblances(detection: Detection | None, language: str, facts: Facts) -> _Resembling:
+    """The detector's findings as reasons: strong enough to raise to an emergency or to urgent,
+    or only a possible emergency sign (the case stays urgent and uncertain, and a call asks)."""
+    out = _Resembling([], [], [], [])
+    if detection is None:
+        return out
+    book = default_signs()
+    th = book.thresholds
+    msg = _MESSAGES[language]
+    seen: set[str] = set()
+    for r in detection.resemblances:
+        sign = book.signs[r.sign]
+        if not sign.raises or sign.id in seen or not _needs(sign.id)(facts)[0]:
+            continue
+        reason = Reason(
+            rule=f"resembles:{sign.id}",
+            text=msg["resembles"].format(
+                sign=sign.text("label", language), words=f'"{r.evidence.text}"'
+            ),
+            evidence=[r.evidence.text],
+        )
+        if sign.urgency == "emergency":
+            strong = th.emergency_explained if r.explained else th.emergency_unexplained
+            if r.probability >= strong:
+                out.emergency.append(reason)
+            elif r.probability >= th.possible_emergency:
+                out.possible.append(reason)
+                out.possible_signs.append(sign.id)
+            else:
+                continue
+        else:
+            strong = th.urgent_explained if r.explained else th.urgent_unexplained
+            if r.probability < strong:
+                continue
+            out.urgent.append(reason)
+        seen.add(sign.id)
+    return out
 
 
 def _uncertainty(
@@ -191,38 +327,54 @@ def _uncertainty(
     return out
 
 
-def describe(decision: TriageDecision, language: str = "fi") -> str:
-    """One line for the nurse note: urgency, route, path, ruleset version."""
-    names = {
-        "fi": {
-            "emergency": "hätätilanne (112-ohje annettu)",
-            "urgent": "kiireellinen",
-            "non_urgent": "kiireetön",
-            "nurse_queue": "hoitajajonoon",
-            "callback": "takaisinsoitto samana päivänä",
-            "digital_path": "digipolku",
-            "version": "sääntökanta",
-        },
-        "sv": {
-            "emergency": "nödsituation (råd om 112 givet)",
-            "urgent": "brådskande",
-            "non_urgent": "icke brådskande",
-            "nurse_queue": "till sjukskötarkön",
-            "callback": "återuppringning samma dag",
-            "digital_path": "digital tjänst",
-            "version": "regelverk",
-        },
-        "en": {
-            "emergency": "emergency (112 advice given)",
-            "urgent": "urgent",
-            "non_urgent": "non-urgent",
-            "nurse_queue": "to the nurse queue",
-            "callback": "same-day callback",
-            "digital_path": "digital path",
-            "version": "ruleset",
-        },
-    }[language if language in ("fi", "sv", "en") else "fi"]
+_DESCRIBE = {
+    "fi": {
+        "emergency": "hätätilanne (112-ohje annettu)",
+        "urgent": "kiireellinen",
+        "non_urgent": "kiireetön",
+        "uncertain": "epäselvä – hoitaja arvioi",
+        "nurse_queue": "hoitajajonoon",
+        "callback": "takaisinsoitto samana päivänä",
+        "callback_at": "takaisinsoitto {window}",
+        "digital_path": "digipolku",
+        "version": "sääntökanta",
+    },
+    "sv": {
+        "emergency": "nödsituation (råd om 112 givet)",
+        "urgent": "brådskande",
+        "non_urgent": "icke brådskande",
+        "uncertain": "oklart – sjukskötaren bedömer",
+        "nurse_queue": "till sjukskötarkön",
+        "callback": "återuppringning samma dag",
+        "callback_at": "återuppringning {window}",
+        "digital_path": "digital tjänst",
+        "version": "regelverk",
+    },
+    "en": {
+        "emergency": "emergency (112 advice given)",
+        "urgent": "urgent",
+        "non_urgent": "non-urgent",
+        "uncertain": "unclear – a nurse assesses",
+        "nurse_queue": "to the nurse queue",
+        "callback": "same-day callback",
+        "callback_at": "callback {window}",
+        "digital_path": "digital path",
+        "version": "ruleset",
+    },
+}
+
+
+def describe(decision: TriageDecision, language: str = "fi", *, window: str | None = None) -> str:
+    """One line for the nurse note: urgency (never "non-urgent" for what pretriage did not
+    understand), route, path, ruleset version. ``window``: when the promised callback is
+    known ("ma 1.12. 8.00–9.00"), the line says it instead of "the same day"."""
+    names = _DESCRIBE[language if language in _DESCRIBE else "fi"]
+    urgency: str = decision.urgency
+    if decision.uncertain and urgency == "non_urgent":
+        urgency = "uncertain"
     route = names[decision.route]
+    if decision.route == "callback" and window:
+        route = names["callback_at"].format(window=window)
     if decision.digital_path:
         route += f" {decision.digital_path}"
-    return f"{names[decision.urgency]}, {route} ({names['version']} {decision.ruleset_version})"
+    return f"{names[urgency]}, {route} ({names['version']} {decision.ruleset_version})"

@@ -103,6 +103,15 @@ class Blocker:
 
 
 @dataclass(frozen=True)
+class PossibleSign:
+    """A partial hit: words that point to an emergency sign without what makes it one."""
+
+    rule: Rule
+    sign: str
+    """The sign in ``pretriage/signs/signs.yaml`` whose question the call asks."""
+
+
+@dataclass(frozen=True)
 class Ruleset:
     version: str
     policy: str
@@ -111,6 +120,10 @@ class Ruleset:
     urgent: tuple[Rule, ...]
     digital_paths: dict[str, DigitalPath]
     blocking: tuple[Blocker, ...]
+    possible: tuple[PossibleSign, ...] = ()
+    sign_findings: frozenset[str] = frozenset()
+    """Findings some emergency or urgent rule reads: said beside a digital-path matter, they
+    make it a mixed matter for a nurse."""
     texts: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -319,6 +332,17 @@ def _rule(raw: Any, where: str, lex: Lexicon) -> Rule:
     )
 
 
+def _possible(raw: Any, where: str, lex: Lexicon) -> PossibleSign:
+    from pretriage.signs import default_signs
+
+    rule = _rule(raw, where, lex)
+    sign = str(raw.get("sign", ""))
+    signs = default_signs().signs
+    if sign not in signs or signs[sign].ask is None:
+        raise RulesetError(f"{where} {rule.id}: 'sign' must be an emergency sign of signs.yaml")
+    return PossibleSign(rule, sign)
+
+
 def load_ruleset(path: Path = RULESET_PATH, lexicon: Lexicon | None = None) -> Ruleset:
     """Read and compile a ruleset file; raises :class:`RulesetError` with the place at fault."""
     lex = lexicon or default_lexicon()
@@ -334,7 +358,8 @@ def load_ruleset(path: Path = RULESET_PATH, lexicon: Lexicon | None = None) -> R
     name = path.name
     emergency = tuple(_rule(r, f"{name}: emergency", lex) for r in data["emergency"])
     urgent = tuple(_rule(r, f"{name}: urgent", lex) for r in data["urgent"])
-    ids = [r.id for r in emergency + urgent]
+    possible = tuple(_possible(r, f"{name}: possible", lex) for r in data.get("possible") or [])
+    ids = [r.id for r in emergency + urgent] + [p.rule.id for p in possible]
     if len(ids) != len(set(ids)):
         raise RulesetError(f"{name}: rule ids must be unique")
     paths: dict[str, DigitalPath] = {}
@@ -393,6 +418,10 @@ def load_ruleset(path: Path = RULESET_PATH, lexicon: Lexicon | None = None) -> R
         urgent=urgent,
         digital_paths=paths,
         blocking=tuple(blocking),
+        possible=possible,
+        sign_findings=frozenset(
+            re.findall(r"finding:(\w+)", yaml.safe_dump([data["emergency"], data["urgent"]]))
+        ),
     )
 
 

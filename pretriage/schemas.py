@@ -28,3 +28,17 @@ class TriageDecision(BaseModel):
     ruleset_version: str
     advise_112: bool = Field(default=False, description="tell the caller to call 112 if acute")
     sms_link: str | None = Field(default=None, description="the station's link for the path")
+    uncertain: bool = Field(
+        default=False,
+        description="the matter was not understood well enough to trust a non-urgent route",
+    )
+    uncertain_reasons: list[Reason] = Field(
+        default_factory=list,
+        description="why: matter not recognised, misheard words, low recognition confidence, "
+        "contradiction, words not understood, a sign the words only resemble",
+    )
+    confirm_sign: str | None = Field(
+        default=None,
+        description="an emergency sign the words point to but do not make certain: "
+        "a call asks the caller to confirm it on the keypad",
+    )

@@ -140,8 +140,9 @@ def ensure_callback(session: Session, call: Call, now: datetime | None = None) -
 # -- the case after the call ---------------------------------------------------------------------
 
 
-TOLD_A_NURSE = frozenset({"emergency", "nurse_queue"})
-"""What the voicebot may have told the caller that puts them through to a nurse."""
+TOLD_A_NURSE = frozenset({"emergency", "nurse_queue", "urgent_line"})
+"""What the voicebot may have told the caller that puts them through to a professional now
+(``urgent_line``: after hours, to Päivystysapu 116 117)."""
 
 
 def outcome_after_call(decision: Decision, told: str | None) -> tuple[Urgency, Route]:
@@ -176,6 +177,8 @@ def settle_case(
     auto.route = decision.route
     auto.digital_path = decision.digital_path
     auto.reasons = [r.model_dump(mode="json") for r in decision.reasons]
+    auto.uncertain = decision.uncertain
+    auto.uncertain_reasons = [r.model_dump(mode="json") for r in decision.uncertain_reasons]
     auto.ruleset_version = decision.ruleset_version
 
     overridden = session.scalar(
@@ -186,6 +189,7 @@ def settle_case(
     if overridden is None:
         call.urgency, call.route = outcome_after_call(decision, told)
         call.urgency_rank = URGENCY_RANK[call.urgency]
+        call.uncertain = decision.uncertain
     if call.route == "callback" or (decision.route == "callback" and overridden is None):
         ensure_callback(session, call, now)
 
@@ -256,6 +260,7 @@ def override_triage(
     call.urgency = change.urgency
     call.urgency_rank = URGENCY_RANK[change.urgency]
     call.route = change.route
+    call.uncertain = False  # a nurse has assessed it
     if change.route == "callback":
         ensure_callback(session, call)
     # An open callback stays open whatever the new route: the caller has hung up and still

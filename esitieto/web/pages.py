@@ -60,6 +60,17 @@ router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 STATIC = Path(__file__).parent / "static"
 
+
+def urgency_level(urgency: str | None, uncertain: bool) -> str:
+    """The badge a case shows: what pretriage did not understand is "unclear – a nurse
+    assesses", never the non-urgent green (policy version 2)."""
+    if uncertain and urgency in (None, "non_urgent"):
+        return "uncertain"
+    return urgency or "unknown"
+
+
+templates.env.globals["urgency_level"] = urgency_level
+
 WORKLIST_LIMIT = 200
 DISPLAY_TZ = LOCAL_TZ
 
@@ -235,7 +246,9 @@ def worklist(
     t = messages(page_language(request, user))
     with runtime.db.session() as session:
         rows = session.execute(
-            query.order_by(Call.urgency_rank.desc(), Call.started_at.asc()).limit(WORKLIST_LIMIT)
+            query.order_by(
+                Call.urgency_rank.desc(), Call.uncertain.desc(), Call.started_at.asc()
+            ).limit(WORKLIST_LIMIT)
         ).all()
         zones = {
             sid: station_zone(name)

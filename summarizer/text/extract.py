@@ -397,6 +397,11 @@ def _negation_scope(t: Text, lex: Lexicon) -> set[int]:
         if tok.lower == "et" and not _negating_et(tokens, tok.index, lex):
             continue
         clause = [x for x in tokens if x.clause == tok.clause]
+        kept = lex.before_negator_kept.get(t.language)
+        if kept is not None and tok.index > 0:
+            before = tokens[tok.index - 1]
+            if before.clause == tok.clause and before.lower not in kept:
+                denied.add(before.index)  # "det strålar inte ut"
         after = [x for x in clause if x.index > tok.index]
         for k, x in enumerate(after):  # "... sanoo että/et huulet on siniset": a new clause
             spoken_that = x.lower == "et" and not _negating_et(tokens, x.index, lex)

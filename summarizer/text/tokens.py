@@ -109,3 +109,62 @@ def analyse(raw: str, language: str) -> Text:
             )
         )
     return Text(raw=raw, language=lang, tokens=tuple(tokens))
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A stretch of the caller's words: ``raw[start:end] == text``."""
+
+    start: int
+    end: int
+    text: str
+
+
+LONG_CLAUSE = 14
+"""A clause longer than this (a transcript with no punctuation) is also read in windows."""
+WINDOW, STRIDE = 10, 5
+SHORT_CLAUSE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Clause:
+    span: Span
+    words: int
+    windows: tuple[Span, ...] = ()
+    """Overlapping windows of words, for a clause too long to read as one."""
+
+
+def clauses(t: Text) -> list[Clause]:
+    """The caller's words as clauses, as the detector by meaning reads them: a clause of one or
+    two words joins the next one, and a long unpunctuated clause also comes in windows."""
+    groups: dict[int, list[Token]] = {}
+    for tok in t.tokens:
+        groups.setdefault(tok.clause, []).append(tok)
+    merged: list[list[Token]] = []
+    for group in (groups[k] for k in sorted(groups)):
+        if merged and len(merged[-1]) < SHORT_CLAUSE:
+            merged[-1] = merged[-1] + group
+        else:
+            merged.append(group)
+    if len(merged) > 1 and len(merged[-1]) < SHORT_CLAUSE:
+        tail = merged.pop()
+        merged[-1] = merged[-1] + tail
+
+    def span(first: Token, last: Token) -> Span:
+        return Span(first.start, last.end, t.raw[first.start : last.end])
+
+    out = []
+    for g in merged:
+        windows: tuple[Span, ...] = ()
+        if len(g) > LONG_CLAUSE:
+            windows = tuple(
+                span(g[i], g[min(i + WINDOW, len(g)) - 1])
+                for i in range(0, len(g) - STRIDE, STRIDE)
+            )
+        out.append(Clause(span(g[0], g[-1]), len(g), windows))
+    return out
+
+
+def joined(raw: str, first: Span, last: Span) -> Span:
+    """The words from ``first`` to ``last`` as one span."""
+    return Span(first.start, last.end, raw[first.start : last.end])

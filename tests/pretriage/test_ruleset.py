@@ -35,7 +35,7 @@ def test_bundled_ruleset_covers_the_policy() -> None:
         ("finding:cold_sweat, symptom:D09", "finding:cold_swaet, symptom:D09", r"E1.*cold_swaet"),
         ("any: [symptom:A11+severe", "any: [symptom:A11+awful", "modifier 'awful'"),
         ("        - temp>=40", "        - tmp>=40", "unknown item 'tmp>=40'"),
-        ('version: "2026.11-2"\n', "", "missing 'version'"),
+        ('version: "2026.11-3"\n', "", "missing 'version'"),
         ("  uti:\n", "  bladder:\n", "unknown path id"),
         ("any: [medication:controlled", "any: [medication:narcotic", "class 'narcotic'"),
         ("    codes: [U01, U02]\n", "    codes: [U01, U99]\n", r"uti: unknown codes \['U99'\]"),

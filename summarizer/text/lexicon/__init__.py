@@ -73,6 +73,8 @@ class Lexicon:
     scope_verbs: frozenset[str]
     scope_clause_starters: frozenset[str]
     connegatives: frozenset[str]
+    before_negator_kept: dict[str, frozenset[str]]
+    """Per language: the word before a negator is denied too, unless it is one of these."""
     people: dict[str, TermSet]
     age_year_words: TermSet
     age_month_words: TermSet
@@ -231,6 +233,9 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             scope_verbs=_words(ctx["negation"]["scope_ends"]["verbs"]),
             scope_clause_starters=_words(ctx["negation"]["scope_ends"]["clause_starters"]),
             connegatives=_words(ctx["negation"]["connegatives"]),
+            before_negator_kept={
+                str(k): _words(v) for k, v in ctx["negation"]["before_negator_kept"].items()
+            },
             people={k: _terms(f"context.yaml: people.{k}", v) for k, v in ctx["people"].items()},
             age_year_words=_terms("context.yaml: age.year_words", age["year_words"]),
             age_month_words=_terms("context.yaml: age.month_words", age["month_words"]),
