@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from integrations.twilio import FetchedRecording, RecordingFetchError, RecordingNotReady
+from pretriage.detector import Detection, DetectorError, SignDetector
 from pretriage.engine import decide
 from pretriage.ruleset import default_ruleset
 from pretriage.schemas import TriageDecision
@@ -93,24 +94,38 @@ def assess(
     heard: Heard | None,
     context: CallContext,
     enabled_paths: dict[str, str | None],
+    detector: SignDetector | None = None,
 ) -> tuple[Assessment, TriageDecision | None]:
-    """In-call pretriage of what was heard plus the keypad answers."""
+    """In-call pretriage of what was heard plus the keypad answers: the rules, then (unless
+    they found an emergency) the detector by meaning. Words the machine did not understand go
+    to a nurse, never to "non-urgent"; a possible emergency sign is asked back."""
     if heard is None or not heard.text.strip():
         return Assessment(urgency=None, route=None), None
     summary = summarize(heard.text, context, note_language=answers.language)
     _add_keyed(summary, answers)
-    decision = decide(
-        summary,
-        heard.text,
-        context,
-        asr_confidence=heard.confidence,
-        enabled_paths=enabled_paths,
-        language=answers.language,
-    )
+
+    def triage(detection: Detection | None) -> TriageDecision:
+        return decide(
+            summary,
+            heard.text,
+            context,
+            asr_confidence=heard.confidence,
+            enabled_paths=enabled_paths,
+            language=answers.language,
+            detection=detection,
+        )
+
+    decision = triage(None)
+    if detector is not None and decision.urgency != "emergency":
+        try:
+            decision = triage(detector.detect(heard.text, summary))
+        except DetectorError as exc:
+            log.warning("in-call sign detection failed: %s", exc)
+            return Assessment(urgency=None, route=None), decision
     unsure = (
         heard.confidence is not None and heard.confidence < default_ruleset().min_asr_confidence
     )
-    if unsure and decision.urgency == "non_urgent":
+    if (unsure or decision.uncertain) and decision.urgency == "non_urgent":
         return Assessment(urgency=None, route=None), decision
     missing = missing_facts(summary, context, answers) if decision.urgency == "non_urgent" else ()
     assessment = Assessment(
@@ -118,6 +133,7 @@ def assess(
         route=decision.route,
         missing=missing,
         digital_path=decision.digital_path,
+        confirm_sign=decision.confirm_sign,
     )
     return assessment, decision
 

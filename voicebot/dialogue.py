@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from pretriage.signs import default_signs
+
 REPEAT_KEY = "9"
 NURSE_KEY = "0"
 MAX_FOLLOW_UPS = 3
@@ -33,6 +35,8 @@ class State(StrEnum):
     ASK_CHILD_AGE = "ask_child_age"  # keypad: years, then #
     ASK_DURATION = "ask_duration"  # keypad: days, then #
     ASK_TEMPERATURE = "ask_temperature"  # keypad: e.g. 385 for 38.5, then #
+    CONFIRM_SIGN = "confirm_sign"  # keypad: 1 yes, 2 no: a possible emergency sign, named
+    URGENT_LINE = "urgent_line"  # closed and urgent: 1 connects to Päivystysapu 116 117
     OFFER_SMS = "offer_sms"  # 1: SMS link, 2: a nurse calls instead
     CONFIRM_CALLBACK = "confirm_callback"  # 1: this number, 2: another
     CALLBACK_NUMBER = "callback_number"  # keypad: the other number, then #
@@ -43,7 +47,7 @@ class State(StrEnum):
 COUNTING = frozenset({State.ASK_CHILD_AGE, State.ASK_DURATION})
 """Questions answered with a number of years or days, where 0 and 9 are answers."""
 
-Outcome = Literal["emergency", "nurse_queue", "digital_path", "callback"]
+Outcome = Literal["emergency", "nurse_queue", "urgent_line", "digital_path", "callback"]
 FEEDBACK_QUESTIONS = ("useful", "understandable", "recommend")
 
 
@@ -73,6 +77,9 @@ class Answers:
     heard_confidence: float | None = None
     assessed: bool = False
     sms_sid: str | None = None
+    confirm_sign: str | None = None
+    """The emergency sign the caller was asked to confirm (``pretriage/signs``)."""
+    sign_confirmed: bool | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> Answers:
@@ -102,6 +109,8 @@ class Step:
     hangup: bool = False
     redirect: State | None = None
     """Go on at once to this state's webhook (e.g. the budgeted assessment)."""
+    dial_urgent_line: bool = False
+    """Connect the caller to the station's after-hours urgent line (``<Dial>``)."""
     values: dict[str, str] = field(default_factory=dict)
     """Values for the catalogue's placeholders."""
 
@@ -117,6 +126,8 @@ class Assessment:
     """Follow-ups that could change the decision, most important first: ``who``,
     ``child_age``, ``duration``, ``temperature``."""
     digital_path: str | None = None
+    confirm_sign: str | None = None
+    """An emergency sign the words point to but do not make certain: ask the caller."""
 
 
 LANGUAGE_KEYS = {"1": "fi", "2": "sv", "3": "en"}
@@ -153,6 +164,12 @@ def prompt_for(state: State, answers: Answers, *, closed: bool = False) -> Step:
         return Step(state, ("ask_number",), gather="digits")
     if state is State.FEEDBACK:
         return Step(state, (f"feedback_{answers.feedback_question or 'useful'}",), gather="digit")
+    if state is State.CONFIRM_SIGN:
+        sign = default_signs().signs.get(answers.confirm_sign or "")
+        question = sign.text("ask", answers.language) if sign else ""
+        return Step(state, ("confirm_sign",), gather="digit", values={"question": question})
+    if state is State.URGENT_LINE:
+        return Step(state, ("urgent_closed",), gather="digit")
     if state is State.ASSESS:
         return Step(state, ("one_moment",), redirect=State.ASSESS)
     return Step(State.DONE, ("goodbye",), hangup=True)
@@ -221,6 +238,16 @@ def advance(
             return Step(State.CALLBACK_NUMBER, ("number_again",), gather="digits")
         answers.callback_number = number
         return _closing(answers, "callback_confirmed", feedback_question)
+    if state is State.CONFIRM_SIGN:
+        answers.sign_confirmed = digits == "1"
+        if answers.sign_confirmed:
+            answers.emergency_key = True  # the caller confirmed an emergency sign
+            return _emergency(answers, closed=closed)
+        return _reassess()  # no: the case keeps what the words alone give
+    if state is State.URGENT_LINE:
+        if digits == "1":
+            return Step(State.DONE, ("connecting_urgent_line",), dial_urgent_line=True)
+        return Step(State.DONE, ("call_urgent_line",), hangup=True)
     if state is State.FEEDBACK:
         if digits.isdigit() and 1 <= int(digits) <= 5:
             answers.feedback_answer = int(digits)
@@ -251,6 +278,16 @@ def decide_next(
     """After in-call pretriage: the emergency, a follow-up question, or the outcome."""
     if assessment.urgency == "emergency":
         return _emergency(answers, closed=closed)
+    if (
+        assessment.confirm_sign
+        and answers.confirm_sign is None
+        and len(answers.follow_ups) < MAX_FOLLOW_UPS
+    ):
+        # Words that point to an emergency sign without making it certain (chest pain whose
+        # "crushing" the recogniser garbled): one yes/no question naming it.
+        answers.confirm_sign = assessment.confirm_sign
+        answers.follow_ups.append("confirm_sign")
+        return prompt_for(State.CONFIRM_SIGN, answers)
     if assessment.urgency is None or assessment.urgency == "urgent":
         # Late or unsure transcription, or an urgent sign: a nurse, never "non-urgent".
         return _to_nurse(answers, closed=closed, priority=assessment.urgency == "urgent")
@@ -289,6 +326,11 @@ def _emergency(answers: Answers, *, closed: bool) -> Step:
 
 
 def _to_nurse(answers: Answers, *, closed: bool, priority: bool) -> Step:
+    if closed and priority:
+        # Urgent means a professional now: Päivystysapu 116 117, never tomorrow's callback.
+        # The case still reaches the morning's worklist.
+        answers.outcome = "urgent_line"
+        return prompt_for(State.URGENT_LINE, answers)
     if closed:
         answers.outcome = "callback"
         return Step(State.CONFIRM_CALLBACK, ("nurses_closed", "callback_window", "confirm_number"),

@@ -231,7 +231,9 @@ def _assess(deps: VoicebotDeps, params: service.CallParams) -> Response:
             budget_s=deps.in_call_budget_s,
         )
     context = assess_.context_of(answers, age, sex)
-    assessment, _decision = assess_.assess(answers, heard, context, paths)
+    assessment, _decision = assess_.assess(
+        answers, heard, context, paths, detector=deps.analyze.detector
+    )
     if assessment.route == "digital_path" and deps.sms is None:
         # No way to send the link from here: a nurse calls back instead.
         assessment = replace(assessment, route="callback", digital_path=None)
@@ -270,6 +272,8 @@ def _render(
         values["window"] = service.callback_window_text(session, call, station, cat, now)
     if "offer_sms" in step.say:
         values["service"] = cat.services.get(answers.digital_path or "", "")
+    if step.dial_urgent_line:
+        values["urgent_number"] = station.urgent_number
     return _xml(
         twiml.render(
             step,

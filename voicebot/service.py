@@ -272,7 +272,8 @@ def callback_window_text(
 
 def apply_outcome(session: Session, call: Call, answers: Answers, *, now: datetime) -> None:
     """Make what the caller was told happen: the queue, the SMS, the callback, the feedback."""
-    if answers.outcome in ("emergency", "nurse_queue"):
+    if answers.outcome in ("emergency", "nurse_queue", "urgent_line"):
+        # urgent_line: sent to Päivystysapu after hours; on the morning's worklist, urgent.
         urgency = "emergency" if answers.outcome == "emergency" else (call.urgency or "urgent")
         call.route = "nurse_queue"
         call.urgency = urgency

@@ -29,6 +29,7 @@ from models import (
     Transcript,
     TranscriptSegment,
 )
+from pretriage.engine import describe
 from pretriage.service import fall_back_to_callback, offered_paths, settle_case
 from summarizer.speech.audio import AudioError
 from summarizer.speech.schemas import Transcript as SttTranscript
@@ -39,6 +40,7 @@ from voicebot import service as call_service
 from voicebot.assess import context_of
 from voicebot.deps import VoicebotDeps
 from voicebot.dialogue import Answers
+from voicebot.prompts import catalogue
 from voicebot.service import identity_facts
 
 log = logging.getLogger(__name__)
@@ -264,6 +266,18 @@ class Pipeline:
             call.reason = summary.reason[:300]
             told = Answers.from_json(call.dialogue).outcome
             settle_case(session, call, decision, told=told, now=self.deps.clock())
+            if call.route == "callback" and decision.route == "callback":
+                # The note says when the nurse will call, not "the same day" (after closing
+                # time that is the next opening).
+                station = session.get(Station, call.station_id)
+                if station is not None:
+                    window = call_service.callback_window_text(
+                        session, call, station, catalogue(inputs.note_language), self.deps.clock()
+                    )
+                    row.note = row.note.replace(
+                        describe(decision, inputs.note_language),
+                        describe(decision, inputs.note_language, window=window),
+                    )
             call.state = CallState.READY
             call.ready_at = call.ready_at or self.deps.clock()
             call.processing_error = None

@@ -84,6 +84,8 @@ def render(
         r.redirect(f"{base}/twilio/{step.redirect.value}", method="POST")
     if step.transfer is not None:
         r.enqueue(queue_name(station_id, step.transfer == "priority"))
+    if step.dial_urgent_line:
+        r.dial(values["urgent_number"])
     if step.hangup:
         r.hangup()
     return str(r)

@@ -186,8 +186,9 @@ def test_any_keypresses_end_the_call_without_error(presses: list[str]) -> None:
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_every_prompt_of_every_state_exists_in_every_language(language: str) -> None:
     cat = catalogue(language)
-    answers = Answers(feedback_question="understandable")
+    answers = Answers(feedback_question="understandable", confirm_sign="E1", language=language)
     for state in State:
-        for key in prompt_for(state, answers, closed=True).say:
+        step = prompt_for(state, answers, closed=True)
+        for key in step.say:
             if key != "language_menu":
-                assert cat.text(key, station="X", window="Y", service="Z")
+                assert cat.text(key, station="X", window="Y", service="Z", **step.values)
