@@ -332,19 +332,25 @@ class TermSet:
     """All the ways of saying one thing."""
 
     terms: list[Term] = field(default_factory=list)
+    unless: list[Term] = field(default_factory=list)
+    """Longer expressions that contain a term's words but say something else ("blood
+    pressure" is not blood seen): a hit that lies inside one of them is dropped."""
 
     @classmethod
-    def of(cls, sources: Iterable[str]) -> TermSet:
-        return cls([compile_term(s) for s in sources])
+    def of(cls, sources: Iterable[str], unless: Iterable[str] = ()) -> TermSet:
+        return cls([compile_term(s) for s in sources], [compile_term(s) for s in unless])
 
     def hits(self, idx: TextIndex) -> list[Hit]:
         out: list[Hit] = []
         for term in self.terms:
             out.extend(term.hits(idx))
+        if out and self.unless:
+            spans = [(h.first, h.last) for t in self.unless for h in t.hits(idx)]
+            out = [h for h in out if not any(a <= h.first and h.last <= b for a, b in spans)]
         return out
 
     def patterns(self) -> Iterable[WordPattern]:
-        for term in self.terms:
+        for term in [*self.terms, *self.unless]:
             for group in term.groups:
                 for phrase in group:
                     yield from phrase.words

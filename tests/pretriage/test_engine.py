@@ -8,8 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pretriage.analysis import analyze_text
+from pretriage.detector import Detection, Resemblance
+from pretriage.engine import decide, describe
 from pretriage.schemas import URGENCY_RANK, TriageDecision
-from summarizer.text.schemas import CallContext
+from summarizer.text.extract import summarize
+from summarizer.text.schemas import CallContext, Evidence
 
 
 def triage(text: str, **ctx: Any) -> TriageDecision:
@@ -191,3 +194,121 @@ def test_a_child_never_gets_an_adult_only_path(base: str, age: int | None, child
     text = f"{child} on oireita. {base}"
     d = analyze_text(None, text, CallContext(age=age, sex="female")).triage
     assert d.digital_path not in ("uti", "respiratory-infection")
+
+
+# -- policy version 2: the new signs -------------------------------------------------------
+
+
+def test_the_new_urgent_signs_of_policy_version_2() -> None:
+    cases = {
+        "Vasen pohje on turvoksissa ja kipeä pitkän lentomatkan jälkeen.": "U14-leg-clot",
+        "Jag har svår smärta i sidan, den kommer i vågor.": "U15-renal-colic",
+        "Lapsella on ollut ripulia ja tänään siinä oli verta.": "U16-bloody-diarrhoea",
+        "I cut my foot on a rusty nail and now my jaw is stiff.": "U17-tetanus-jaundice",
+        "Silmänvalkuaiset ovat muuttuneet keltaisiksi.": "U17-tetanus-jaundice",
+    }
+    for text, rule in cases.items():
+        d = triage(text)  # the keyed-in identity would be the caller's, not the child's
+        assert (d.urgency, d.route) == ("urgent", "nurse_queue"), text
+        assert rule in {r.rule for r in d.reasons}, text
+
+
+def test_emergency_sign_9_is_wider_in_version_2() -> None:
+    for text in (
+        "Päätä särkee ja valo sattuu silmiin ihan hirveästi.",
+        "She has a fever and a rash that doesn't fade under a glass.",
+    ):
+        d = triage(text, **ADULT)
+        assert d.urgency == "emergency" and "E9-headache" in {r.rule for r in d.reasons}, text
+    # a swollen knee joint alone is not a leg clot
+    assert triage("Polvi on turvonnut ja kipeä, mutta kävely onnistuu.", **ADULT).urgency != (
+        "emergency"
+    )
+
+
+# -- uncertainty and the detector by meaning (policy version 2) ----------------------------
+
+
+def _detection(*found: tuple[str, float, str, bool], talk: tuple[str, ...] = ()) -> Detection:
+    def ev(text: str) -> Evidence:
+        return Evidence(text=text, start=0, end=len(text))
+
+    return Detection(
+        tuple(Resemblance(s, p, ev(words), explained) for s, p, words, explained in found),
+        tuple(ev(t) for t in talk),
+    )
+
+
+def _decide(text: str, detection: Detection, **ctx: Any) -> TriageDecision:
+    context = CallContext(**ctx)
+    return decide(summarize(text, context), text, context, detection=detection)
+
+
+def test_a_strong_resemblance_raises_to_an_emergency_and_names_the_sign_and_words() -> None:
+    text = "Kurkku tuntuu ahtaalta."
+    d = _decide(text, _detection(("E7", 0.9, "Kurkku tuntuu ahtaalta", False)), **ADULT)
+    assert (d.urgency, d.route, d.advise_112, d.uncertain) == (
+        "emergency",
+        "nurse_queue",
+        True,
+        True,
+    )
+    assert d.reasons[0].rule == "resembles:E7"
+    assert d.reasons[0].text == 'Muistuttaa: vaikea allerginen reaktio — "Kurkku tuntuu ahtaalta"'
+
+
+def test_a_weak_resemblance_to_an_emergency_sign_is_urgent_uncertain_and_asked() -> None:
+    text = "Olo on jotenkin outo."
+    d = _decide(text, _detection(("E1", 0.32, text, False)), **ADULT)
+    assert (d.urgency, d.route, d.uncertain, d.confirm_sign) == (
+        "urgent",
+        "nurse_queue",
+        True,
+        "E1",
+    )
+
+
+def test_a_partial_rule_hit_is_urgent_uncertain_and_asks_for_the_emergency_sign() -> None:
+    d = triage("Minulla on rintakipua.", **ADULT)  # crushing? radiating? not said
+    assert (d.urgency, d.route, d.uncertain, d.confirm_sign) == (
+        "urgent",
+        "nurse_queue",
+        True,
+        "E1",
+    )
+    assert "P1-chest-pain" in {r.rule for r in d.uncertain_reasons}
+
+
+def test_the_detector_cannot_lower_anything() -> None:
+    text = "Minulla on kova puristava rintakipu ja kylmä hiki."
+    calm = _detection(("E3-face", 0.0, text, True))
+    assert _decide(text, calm, **ADULT).urgency == "emergency"
+
+
+def test_signs_the_rules_read_exactly_are_never_raised_by_resemblance() -> None:
+    text = "Virtsatessa kirvelee ja pitää käydä usein."
+    d = _decide(text, _detection(("U6", 0.99, text, True)), age=30, sex="female")
+    assert d.urgency == "non_urgent" and d.route == "digital_path" and d.digital_path == "uti"
+
+
+def test_a_resemblance_needs_what_the_policy_pairs_it_with() -> None:
+    text = "Iholla on punaisia pisteitä. Ei kuumetta."
+    no_fever = _decide(text, _detection(("E9-rash", 0.95, "Iholla on punaisia pisteitä", False)))
+    assert no_fever.urgency != "emergency"  # sign 9 is a rash *with fever*
+
+
+def test_words_about_health_that_nothing_explains_block_a_digital_path_as_unclear() -> None:
+    text = "Minulla on nuhaa ja yskää kolme päivää ja jotain outoa."
+    d = _decide(text, _detection(talk=("jotain outoa",)), age=30, sex="male")
+    assert (d.urgency, d.route, d.uncertain) == ("non_urgent", "callback", True)
+    assert any(r.rule == "not-understood" for r in d.uncertain_reasons)
+    assert describe(d, "fi").startswith("epäselvä – hoitaja arvioi")
+    assert "kiireetön" not in describe(d, "fi") and "non-urgent" not in describe(d, "en")
+
+
+def test_the_note_names_the_day_of_the_callback_when_it_is_known() -> None:
+    d = triage("Tarvitsisin todistuksen kuntosalille.", **ADULT)
+    assert "takaisinsoitto samana päivänä" in describe(d, "fi")
+    assert "takaisinsoitto maanantaina kello 8.00–9.00" in describe(
+        d, "fi", window="maanantaina kello 8.00–9.00"
+    )

@@ -125,13 +125,16 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _terms(where: str, raw: Any) -> TermSet:
+def _terms(where: str, raw: Any, unless: Any = None) -> TermSet:
     if isinstance(raw, str):
         raw = [raw]
     if not isinstance(raw, list) or not raw or not all(isinstance(t, str) for t in raw):
         raise LexiconError(f"{where}: 'terms' must be a non-empty list of strings")
+    unless = [] if unless is None else unless
+    if not isinstance(unless, list) or not all(isinstance(t, str) for t in unless):
+        raise LexiconError(f"{where}: 'unless' must be a list of strings")
     try:
-        return TermSet.of(raw)
+        return TermSet.of(raw, unless)
     except ValueError as exc:
         raise LexiconError(f"{where}: {exc}") from exc
 
@@ -168,7 +171,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
         symptoms[str(code)] = SymptomEntry(
             code=str(code),
             label=_label(where, entry.get("label")),
-            terms=_terms(where, entry.get("terms")),
+            terms=_terms(where, entry.get("terms"), entry.get("unless")),
             suppresses=tuple(str(c) for c in entry.get("suppresses", [])),
             request=entry.get("request"),
             also_when=tuple(str(f) for f in entry.get("also_when", [])),
@@ -188,7 +191,7 @@ def load_lexicon(directory: Path = LEXICON_DIR) -> Lexicon:
             id=str(fid),
             kind=entry["kind"],
             label=_label(where, entry.get("label")),
-            terms=_terms(where, entry.get("terms")),
+            terms=_terms(where, entry.get("terms"), entry.get("unless")),
             red_flag=bool(entry.get("red_flag", False)),
             examples=_examples(where, entry.get("examples")),
         )

@@ -66,3 +66,34 @@ def test_malformed_lexicon_fails_with_the_entry_named(tmp_path: Path) -> None:
     (tmp_path / "symptoms.yaml").write_text("A03: {label: {fi: Kuume}, terms: []}\n", "utf-8")
     with pytest.raises(LexiconError, match="A03"):
         load_lexicon(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "lang", "seen"),
+    [
+        ("I need a new prescription for my blood pressure tablets.", "en", False),
+        ("Can I get the results of my blood tests from last week?", "en", False),
+        ("I'm on blood thinners and want to ask about the dose.", "en", False),
+        ("Tarvitsen uuden reseptin verta ohentavaan lääkkeeseen.", "fi", False),
+        ("My blood pressure is fine but there was blood in the sink.", "en", True),
+        ("Yskiessä tuli verta.", "fi", True),
+    ],
+)
+def test_unless_drops_a_match_inside_a_longer_expression(
+    sentence: str, lang: str, seen: bool
+) -> None:
+    summary = summarize(sentence, CallContext(language=lang))
+    found = {f.id for f in summary.findings if not f.negated}
+    assert ("blood_seen" in found) is seen, (sentence, summary.findings)
+
+
+def test_unless_must_be_a_list_of_terms(tmp_path: Path) -> None:
+    for name in ("symptoms.yaml", "findings.yaml", "context.yaml"):
+        (tmp_path / name).write_text(
+            (Path(__file__).parents[3] / "summarizer/text/lexicon" / name).read_text("utf-8"),
+            "utf-8",
+        )
+    with (tmp_path / "findings.yaml").open("a", encoding="utf-8") as f:
+        f.write("broken:\n  kind: finding\n  label: {fi: x}\n  terms: [x]\n  unless: 3\n")
+    with pytest.raises(LexiconError, match=r"broken.*unless"):
+        load_lexicon(tmp_path)
