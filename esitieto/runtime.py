@@ -122,7 +122,7 @@ class Runtime:
             sms=self.sms,
             in_call_budget_s=settings.voicebot.in_call_budget_s,
             abandoned_call_after_s=settings.worker.abandoned_call_after_s,
-            clock=self.clock,
+            clock=lambda: self.clock(),  # read at each use: a test may pin it later
         )
 
     def close(self) -> None:

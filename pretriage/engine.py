@@ -138,6 +138,12 @@ def decide(
             uncertain_reasons=resembles.emergency + uncertain,
         )
     urgent = fired(rs.urgent)
+    # A resemblance to a sign the rules read anyway adds nothing, and no doubt.
+    read = {r.rule for r in urgent}
+    signs = default_signs().signs
+    resembles.urgent[:] = [
+        r for r in resembles.urgent if signs[r.rule.removeprefix("resembles:")].rule not in read
+    ]
     partial = [
         (p.sign, _reason(p.rule, ev, lang))
         for p in rs.possible

@@ -33,7 +33,7 @@ from voicebot.dialogue import (
     prompt_for,
 )
 from voicebot.identity import IdentityError, IdentityVault, parse_keyed_identity
-from voicebot.prompts import DEFAULT_LANGUAGE, catalogue
+from voicebot.prompts import DEFAULT_LANGUAGE, catalogue, spoken_number
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
@@ -267,7 +267,7 @@ def _render(
     now: datetime, session: Session, call: Call, station: Station, answers: Answers, step: Step
 ) -> Response:
     cat = catalogue(answers.language)
-    values = {"station": station.name}
+    values = {"station": station.name, "urgent_line": spoken_number(station.urgent_number)}
     if "callback_window" in step.say:
         values["window"] = service.callback_window_text(session, call, station, cat, now)
     if "offer_sms" in step.say:

@@ -396,6 +396,8 @@ def load_case(session: Session, call_sid: str) -> dict[str, Any] | None:
             "digital_path": decision.digital_path,
             "reasons": decision.reasons,
             "ruleset_version": decision.ruleset_version,
+            "uncertain": decision.uncertain,
+            "uncertain_reasons": decision.uncertain_reasons,
         }
         if decision
         else None,

@@ -692,7 +692,14 @@ def _case_context(
         "error": None,
         "usage_error": None,
         "usage_comment": "",
-        "form": {"urgency": call.urgency, "route": call.route, "reason": "", "digital_path": ""},
+        # What pretriage did not understand is the nurse's to choose, not a pre-checked
+        # "non-urgent" one click away from being confirmed.
+        "form": {
+            "urgency": None if call.uncertain else call.urgency,
+            "route": None if call.uncertain else call.route,
+            "reason": "",
+            "digital_path": "",
+        },
     }
 
 

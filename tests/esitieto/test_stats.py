@@ -57,10 +57,17 @@ def _words(s: Session, call: Call, state: str = RecordingState.TRANSCRIBED) -> N
     )
 
 
-def _decision(s: Session, call: Call, source: str, urgency: str, route: str) -> None:
+def _decision(
+    s: Session, call: Call, source: str, urgency: str, route: str, *, uncertain: bool = False
+) -> None:
     s.add(
         TriageDecision(
-            call_id=call.id, source=source, urgency=urgency, route=route, ruleset_version="t"
+            call_id=call.id,
+            source=source,
+            urgency=urgency,
+            route=route,
+            ruleset_version="t",
+            uncertain=uncertain,
         )
     )
 
@@ -74,7 +81,8 @@ def fixture(runtime: Runtime) -> None:
     median delay 150 min, within window 1/2; summary use: c1 as_is (after an earlier
     "edited"), c2 edited: {as_is 1, edited 1}; survey: useful 2 answers, 1 yes; recommend 1
     answer, 1 yes; agreement: c1 kept (callback done), c2 raised by the nurse, c3 not handled:
-    assessed 2, agreed 1, raised 1; processing: c1 2 min, c2 4 min, c3 6 min → median 240 s.
+    assessed 2, agreed 1, raised 1; processing: c1 2 min, c2 4 min, c3 6 min → median 240 s;
+    unclear to pretriage: 1 (c5; the other station's unclear call is not counted).
     """
     with runtime.db.session() as s:
         s.add(Station(id="other", name="Toinen", phone_number="+358900000099"))
@@ -99,6 +107,7 @@ def fixture(runtime: Runtime) -> None:
         ):
             _decision(s, call, "pretriage", urgency, route)
         _decision(s, c2, "nurse", "urgent", "callback")
+        _decision(s, c5, "pretriage", "non_urgent", "callback", uncertain=True)
         for call, after, window_end_after, state in (
             (c1, 60, 120, "done"),
             (c2, 240, 120, "done"),
@@ -124,7 +133,9 @@ def fixture(runtime: Runtime) -> None:
         s.add(CallerFeedback(call_id=c2.id, question="useful", answer=2))
         s.add(CallerFeedback(call_id=c3.id, question="recommend", answer=1))
         # outside the station or the period: never counted
-        _words(s, _call(s, "other", 9, route="callback"))
+        elsewhere = _call(s, "other", 9, route="callback")
+        _words(s, elsewhere)
+        _decision(s, elsewhere, "pretriage", "non_urgent", "callback", uncertain=True)
         _call(s, "demo", 30, route="callback")
 
 
@@ -144,6 +155,7 @@ def test_the_figures_match_the_hand_count(runtime: Runtime) -> None:
     }
     assert (got.agreement_assessed, got.agreement_rate, got.raised) == (2, 0.5, 1)
     assert got.processing_median_s == 240.0
+    assert got.uncertain == 1
 
 
 def test_an_empty_period_has_no_rates_rather_than_zeros(runtime: Runtime) -> None:

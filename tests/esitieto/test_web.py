@@ -132,6 +132,26 @@ def test_worklist_shows_most_urgent_first(client: TestClient, runtime: Runtime) 
     assert "Hätätilanne" in page
 
 
+def test_what_pretriage_did_not_understand_is_unclear_and_comes_before_callbacks(
+    client: TestClient, runtime: Runtime
+) -> None:
+    _add_case(runtime, urgency="non_urgent", rank=0, reason="Ajanvaraus")  # the older one
+    unclear = _add_case(runtime, urgency="non_urgent", rank=0, reason="Outo olo jotenkin")
+    with runtime.db.session() as s:
+        call = s.get(Call, unclear)
+        assert call is not None
+        call.uncertain = True
+    assert login(client).status_code == 303
+    page = client.get("/").text
+    assert page.index("Outo olo jotenkin") < page.index("Ajanvaraus")
+    row = page[page.index("Outo olo jotenkin") - 2000 : page.index("Outo olo jotenkin")]
+    assert "u-uncertain" in page and "Epäselvä – hoitaja arvioi" in page
+    assert row.rfind("Epäselvä – hoitaja arvioi") > row.rfind("Ei kiireellinen")
+    case_page = client.get(f"/cases/{unclear}").text
+    assert "Epäselvä – hoitaja arvioi" in case_page
+    assert not re.search(r'value="non_urgent"[^>]*checked', case_page)  # the nurse chooses
+
+
 def test_case_page_shows_note_transcript_and_plays_audio(
     client: TestClient, runtime: Runtime
 ) -> None:

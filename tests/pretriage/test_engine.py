@@ -297,6 +297,17 @@ def test_a_resemblance_needs_what_the_policy_pairs_it_with() -> None:
     assert no_fever.urgency != "emergency"  # sign 9 is a rash *with fever*
 
 
+def test_a_resemblance_to_a_sign_the_rules_read_anyway_adds_no_doubt() -> None:
+    text = "Haava on syvä ja ammottaa."
+    rules_only = triage(text, **ADULT)
+    assert rules_only.urgency == "urgent" and not rules_only.uncertain
+    d = _decide(text, _detection(("U8-wound", 0.95, text, True)), **ADULT)
+    assert (d.urgency, d.uncertain) == ("urgent", False)
+    assert not any(r.rule.startswith("resembles:") for r in d.reasons)
+    other = _decide(text, _detection(("U2", 0.95, text, False)), **ADULT)
+    assert other.uncertain and "resembles:U2" in {r.rule for r in other.reasons}
+
+
 def test_words_about_health_that_nothing_explains_block_a_digital_path_as_unclear() -> None:
     text = "Minulla on nuhaa ja yskää kolme päivää ja jotain outoa."
     d = _decide(text, _detection(talk=("jotain outoa",)), age=30, sex="male")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,8 @@ def voices(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, st
         "fi-appointment": ("fi", "Haluaisin varata ajan."),
         "sv-appointment": ("sv", "Jag vill boka en tid."),
         "en-appointment": ("en", "I would like to book an appointment for a check up."),
+        "en-chest": ("en", "I have had chest pain since this morning."),
+        "en-wound": ("en", "I cut my hand on a knife and the wound is deep and gaping."),
     }
     return {
         name: (synth_phone_audio(text, out / f"{name}.wav", voice=VOICES[lang]), text)
@@ -160,6 +163,47 @@ def test_a_digital_path_sends_the_link_by_sms(
     assert form["To"] == "+358401234567" and form["From"] == "+358450000000"
     assert f"https://digi.example.fi/{path}" in form["Body"]
     assert case["triage"]["route"] == "digital_path"
+
+
+def test_a_possible_emergency_sign_is_asked_and_a_yes_is_an_emergency(
+    call_rt: Runtime, voices: dict[str, tuple[Path, str]]
+) -> None:
+    # chest pain, nothing said of how it feels: one keypad question names the sign
+    case = play(call_rt, digits=["3", "2", "#", "1"], audio=[voices["en-chest"][0]])
+    assert said(case, "en", "confirm_sign") and said(case, "en", "emergency_112")
+    assert "[Enqueue: demo-priority]" in case["heard"]
+    assert case["triage"]["urgency"] == "emergency" and case["triage"]["route"] == "nurse_queue"
+
+
+def test_a_no_keeps_the_chest_pain_urgent_and_unclear_for_a_nurse(
+    call_rt: Runtime, voices: dict[str, tuple[Path, str]]
+) -> None:
+    case = play(call_rt, digits=["3", "2", "#", "2"], audio=[voices["en-chest"][0]])
+    assert said(case, "en", "confirm_sign") and not said(case, "en", "emergency_112")
+    assert "[Enqueue: demo-priority]" in case["heard"]
+    triage = case["triage"]
+    assert triage["urgency"] == "urgent" and triage["uncertain"] and triage["uncertain_reasons"]
+    with call_rt.db.session() as s:
+        call = s.get(Call, case["case_id"])
+        assert call is not None and call.uncertain and call.urgency == "urgent"
+
+
+def test_urgent_after_hours_is_put_through_to_the_urgent_line(
+    call_rt: Runtime, voices: dict[str, tuple[Path, str]]
+) -> None:
+    call_rt.clock = lambda: datetime(2026, 11, 29, 1, 30, tzinfo=UTC)  # Sunday 03.30 in Finland
+    with call_rt.db.session() as s:
+        demo = s.get(Station, "demo")
+        assert demo is not None
+        demo.opening_hours = {"mon-fri": "08:00-16:00"}
+        demo.urgent_number = "+358401112223"  # a region's own out-of-hours line
+    case = play(call_rt, digits=["3", "2", "#", "1"], audio=[voices["en-wound"][0]])
+    assert any("+358 401 112 223" in h for h in case["heard"])  # said as it is dialled
+    assert "[Dial: +358401112223]" in case["heard"] and not said(case, "en", "callback_window")
+    assert case["triage"]["urgency"] == "urgent"
+    with call_rt.db.session() as s:
+        call = s.get(Call, case["case_id"])
+        assert call is not None and call.route is not None  # the morning's worklist has it
 
 
 @pytest.mark.parametrize("hangup_after", range(1, 9))

@@ -191,4 +191,50 @@ def test_every_prompt_of_every_state_exists_in_every_language(language: str) -> 
         step = prompt_for(state, answers, closed=True)
         for key in step.say:
             if key != "language_menu":
-                assert cat.text(key, station="X", window="Y", service="Z", **step.values)
+                assert cat.text(
+                    key, station="X", window="Y", service="Z", urgent_line="1", **step.values
+                )
+
+
+POSSIBLE_E1 = Assessment(urgency="urgent", route="nurse_queue", confirm_sign="E1")
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_a_possible_emergency_sign_is_asked_once_by_name(closed: bool) -> None:
+    answers = Answers(language="fi")
+    step = decide_next(answers, POSSIBLE_E1, closed=closed, feedback_question="useful")
+    assert step.state is State.CONFIRM_SIGN and step.gather == "digit"
+    assert step.values["question"]  # the sign's own question, from signs.yaml
+    yes = advance(State.CONFIRM_SIGN, "1", answers, closed=closed)
+    assert answers.outcome == "emergency" and "emergency_112" in yes.say
+    assert (yes.transfer == "priority") is not closed and yes.hangup is closed
+
+
+def test_no_to_a_possible_sign_keeps_what_the_words_give_and_is_not_asked_again() -> None:
+    answers = Answers(language="fi")
+    decide_next(answers, POSSIBLE_E1, closed=False, feedback_question="useful")
+    no = advance(State.CONFIRM_SIGN, "2", answers)
+    assert no.redirect is State.ASSESS and answers.sign_confirmed is False
+    again = decide_next(answers, POSSIBLE_E1, closed=False, feedback_question="useful")
+    assert again.transfer == "priority" and answers.outcome == "nurse_queue"
+
+
+def test_urgent_after_hours_offers_the_urgent_line_never_a_callback() -> None:
+    answers = Answers(language="fi")
+    urgent = Assessment(urgency="urgent", route="nurse_queue")
+    step = decide_next(answers, urgent, closed=True, feedback_question="useful")
+    assert step.state is State.URGENT_LINE and answers.outcome == "urgent_line"
+    assert "callback_window" not in step.say
+    dial = advance(State.URGENT_LINE, "1", answers, closed=True)
+    assert dial.dial_urgent_line and dial.state is State.DONE
+    told = advance(State.URGENT_LINE, "2", Answers(outcome="urgent_line"), closed=True)
+    assert told.hangup and "call_urgent_line" in told.say and not told.dial_urgent_line
+
+
+def test_not_understood_reaches_a_nurse_never_a_digital_path() -> None:
+    answers = Answers(language="fi")
+    unsure = Assessment(urgency=None, route=None)
+    open_ = decide_next(answers, unsure, closed=False, feedback_question="useful")
+    assert open_.transfer == "normal" and answers.outcome == "nurse_queue"
+    closed = decide_next(Answers(), unsure, closed=True, feedback_question="useful")
+    assert closed.state is State.CONFIRM_CALLBACK  # nobody in: the first opening, a nurse

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -44,7 +45,6 @@ def _hours(runtime: Runtime, hours: dict[str, str]) -> None:
 
 
 ALWAYS_OPEN = {"mon-sun": "00:00-24:00"}
-NEVER_OPEN_NOW = {"mon-sun": "00:00-00:01"}  # closed but for one minute after midnight
 
 
 def _said(body: str) -> str:
@@ -126,12 +126,8 @@ def test_the_emergency_key_gives_112_advice_and_the_priority_queue(
 def test_when_closed_the_emergency_key_says_112_and_zero_gives_a_callback(
     twilio: Twilio, runtime: Runtime
 ) -> None:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    if datetime.now(ZoneInfo("Europe/Helsinki")).strftime("%H:%M") in ("00:00", "00:01"):
-        return  # the one open minute of NEVER_OPEN_NOW
-    _hours(runtime, NEVER_OPEN_NOW)
+    runtime.clock = lambda: datetime(2026, 11, 29, 1, 30, tzinfo=UTC)  # Sunday 03.30 in Finland
+    _hours(runtime, {"mon-fri": "08:00-16:00"})
     fi = catalogue("fi")
     params = call_params()
     assert fi.text("closed_notice") in _said(twilio.post("/twilio/voice", params).text)
@@ -143,7 +139,7 @@ def test_when_closed_the_emergency_key_says_112_and_zero_gives_a_callback(
     _press(twilio, other, "welcome", "1")
     body = _press(twilio, other, "emergency", "0")
     said = _said(body)
-    assert fi.text("nurses_closed") in said and "kello 00.00–" in said  # next opening
+    assert fi.text("nurses_closed") in said and "maanantaina kello 08.00–" in said
     assert "Enqueue" not in body
 
 

@@ -77,6 +77,13 @@ class Catalogue:
         return self.messages[key].format(**values)
 
 
+def spoken_number(number: str) -> str:
+    """A telephone number as a caller hears it best: in groups of three ("116 117")."""
+    digits = number.removeprefix("+")
+    groups = " ".join(digits[i : i + 3] for i in range(0, len(digits), 3))
+    return f"+{groups}" if number.startswith("+") else groups
+
+
 @cache
 def catalogue(language: str) -> Catalogue:
     """The catalogue for a language (unknown languages fall back to Finnish)."""
