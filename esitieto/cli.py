@@ -285,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_users)
 
     p = sub.add_parser(
+        "eval-detectors", help="pretriage by the rules alone, the detector alone, and both"
+    )
+    p.add_argument("--cases", required=True, help="JSON lines with text, context and expect")
+    p.set_defaults(func=cmd_eval_detectors)
+
+    p = sub.add_parser(
         "eval-fuzzy", help="misheard-word matching: recall on slips and false hits on real words"
     )
     p.add_argument("--cases", help="vignettes (JSON lines): their texts count as clean speech")
@@ -295,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval_fuzzy)
 
     p = sub.add_parser("bench", help="performance benchmarks (one process, one core)")
-    p.add_argument("what", choices=["summarize", "triage", "asr", "voicebot", "web"])
+    p.add_argument("what", choices=["summarize", "triage", "analyze", "asr", "voicebot", "web"])
     p.add_argument("--file", help="JSON lines with text and context (default: dev vignettes)")
     p.add_argument("--seconds", type=float, default=3.0, help="how long to run")
     p.add_argument("--grid", action="store_true", help="asr: also the tuning variants")
@@ -459,6 +465,19 @@ def cmd_signs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_detectors(args: argparse.Namespace) -> int:
+    from esitieto.bench.detectors import evaluate, table
+    from pretriage.detector import DetectorError
+
+    try:
+        result = evaluate(Path(args.cases))
+    except (DetectorError, OSError, ValueError, KeyError) as exc:
+        return _fail(f"eval-detectors: {exc}")
+    print(table(result), flush=True)
+    print(json.dumps({"eval": "detectors", "cases": args.cases, **result}))
+    return 0
+
+
 def cmd_eval_fuzzy(args: argparse.Namespace) -> int:
     from esitieto.bench.fuzzy import evaluate
 
@@ -496,9 +515,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         items = bench.load_texts(path)
     except (OSError, ValueError, KeyError) as exc:
         return _fail(f"bench: cannot read texts: {exc}")
-    runner = {"summarize": bench.bench_summarize, "triage": bench.bench_triage}[args.what]
+    runner = {
+        "summarize": bench.bench_summarize,
+        "triage": bench.bench_triage,
+        "analyze": bench.bench_analyze,
+    }[args.what]
+    cpu = bench.one_core()
     result = runner(items, args.seconds)
-    print(json.dumps({"bench": args.what, "texts": len(items), **result}))
+    print(json.dumps({"bench": args.what, "texts": len(items), "cpu": cpu, **result}))
     return 0
 
 

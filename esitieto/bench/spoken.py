@@ -2,8 +2,9 @@
 
 Each vignette is spoken by espeak-ng in its language, turned into 8 kHz μ-law telephone audio
 with sox, transcribed by the configured engine (the bundled Whisper base by default), and the
-transcript analysed as in a real call. The output is written as ``analyze --jsonl`` lines so
-that ``score.py`` of the evaluation harness scores it exactly like the text run.
+transcript analysed as after a real call (both detectors, as configured). The output is
+written as ``analyze --jsonl`` lines so that ``score.py`` of the evaluation harness scores it
+exactly like the text run.
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ def speak_to_phone_audio(text: str, language: str, out: Path, rate: int = 150) -
 
 def spoken_eval(cases_path: Path, out_dir: Path, settings: Settings) -> dict[str, float]:
     """Write ``transcripts.jsonl`` and ``analysis.jsonl`` to ``out_dir``; return timing figures."""
+    from pretriage.detector import detector_from_settings
     from summarizer.speech.stt import average_confidence, get_engine
 
     out_dir.mkdir(parents=True, exist_ok=True)
     engine = get_engine(settings.asr, settings.data_dir)
+    detector = detector_from_settings(settings.detector)  # as the product reads the words
     cases = [json.loads(x) for x in cases_path.read_text("utf-8").splitlines() if x.strip()]
     audio_s = asr_s = 0.0
     with (
@@ -67,7 +70,11 @@ def spoken_eval(cases_path: Path, out_dir: Path, settings: Settings) -> dict[str
             audio_s += transcript.audio_duration_s
             context = CallContext.model_validate({**case.get("context", {}), "language": lang})
             result = analyze_text(
-                case["id"], transcript.text, context, asr_confidence=average_confidence(transcript)
+                case["id"],
+                transcript.text,
+                context,
+                asr_confidence=average_confidence(transcript),
+                detector=detector,
             )
             tf.write(
                 json.dumps(

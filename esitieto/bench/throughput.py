@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,34 @@ def bench_triage(items: list[tuple[str, CallContext]], seconds: float) -> dict[s
 
     prepared = [(summarize(text, ctx), text, ctx) for text, ctx in items]
     return _timed(lambda i: decide(*prepared[i]), len(prepared), seconds, "decision", "decisions")
+
+
+def bench_analyze(items: list[tuple[str, CallContext]], seconds: float) -> dict[str, float]:
+    """The whole analysis a finished call gets: summary, rules and the detector by meaning."""
+    from pretriage.analysis import analyze_text
+    from pretriage.detector import E5Embedder, load_detector
+
+    detector = load_detector(E5Embedder(threads=1))
+    for text, ctx in items:  # warm the model and the caches
+        analyze_text(None, text, ctx, detector=detector)
+    return _timed(
+        lambda i: analyze_text(None, *items[i], detector=detector),
+        len(items),
+        seconds,
+        "call",
+        "calls",
+    )
+
+
+def one_core() -> int | None:
+    """Pin this process to one CPU so figures compare across machines of any size; returns
+    the CPU (None where the system cannot pin)."""
+    try:
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+    except (AttributeError, OSError):
+        return None
+    return cpu
 
 
 def _timed(

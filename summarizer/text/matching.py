@@ -124,7 +124,9 @@ class PatternIndex:
         ex, pre, suf, inf = (self.by_kind[k] for k in ("exact", "prefix", "suffix", "infix"))
         for tok in text.tokens:
             found: set[WordPattern] = set()
+            whole = False  # some pattern is this very word, not only a stem of it
             for form in {tok.lower, tok.lemma}:
+                whole = whole or form in ex
                 found.update(ex.get(form, ()))
                 n = len(form)
                 for k in range(1, n + 1):
@@ -139,12 +141,14 @@ class PatternIndex:
                 exact.setdefault(p, set()).add(tok.index)
             if (
                 fuzzy
-                and not found
+                and not whole
                 and len(tok.lower) >= FUZZY_MIN_STEM
                 and tok.lower.isalpha()
                 and not known_word(tok.lower, text.language)
             ):
                 for p in self.fuzzy_by_letter.get(sound_key(tok.lower[0]), ()):
+                    if p in found:
+                        continue
                     if p.matches_fuzzy(tok.lower) and not _begins_with_real_word(
                         tok.lower, len(p.value), text.language
                     ):

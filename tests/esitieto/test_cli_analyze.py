@@ -56,13 +56,43 @@ def test_analyze_needs_jsonl_flag() -> None:
 def test_bench_prints_figures(tmp_path: Path) -> None:
     texts = tmp_path / "texts.jsonl"
     texts.write_text(json.dumps({"text": "Yskää kolme päivää.", "context": {}}) + "\n", "utf-8")
-    for what in ("summarize", "triage"):
+    for what in ("summarize", "triage", "analyze"):
         out = run(["bench", what, "--file", str(texts), "--seconds", "0.2"])
         assert out.returncode == 0, out.stderr
         result = json.loads(out.stdout)
         assert result["per_second"] > 0 and result["texts"] == 1
     out = run(["bench", "summarize", "--file", str(tmp_path / "missing.jsonl")])
     assert out.returncode != 0 and "cannot read" in out.stderr
+
+
+@pytest.mark.slow
+def test_eval_detectors_prints_the_rules_the_detector_and_both(tmp_path: Path) -> None:
+    def case(text: str, urgency: str, route: str, path: str | None = None) -> str:
+        expect = {"urgency": urgency, "route": route, "digital_path": path}
+        return json.dumps({"text": text, "context": {"age": 50}, "expect": expect})
+
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text(
+        "\n".join([
+            case("Minulla on kova puristava rintakipu ja kylmä hiki.", "emergency", "nurse_queue"),
+            case("Haava on syvä ja ammottaa.", "urgent", "nurse_queue"),
+            case("Haluaisin uusia reseptin.", "non_urgent", "digital_path", "prescription-renewal"),
+        ]),
+        "utf-8",
+    )  # fmt: skip
+    out = run(["eval-detectors", "--cases", str(cases)])
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.splitlines()[-1])
+    assert set(result) >= {"rules", "detector", "both"}
+    for reading in ("rules", "detector", "both"):
+        f = result[reading]
+        assert f["cases"] == 3 and f["urgent_on_digital"] == 0
+        assert 0 <= f["route_acc"] <= 1 and 0 <= f["over_triage_rate"] <= 1
+    # the rules read all three; fusing the detector in can only keep or raise urgency
+    assert result["rules"]["emergency_recall"] == 1.0 and result["rules"]["under_triage"] == 0
+    assert result["both"]["under_triage"] == 0 and result["both"]["emergency_recall"] == 1.0
+    missing = run(["eval-detectors", "--cases", str(tmp_path / "none.jsonl")])
+    assert missing.returncode != 0 and "eval-detectors" in missing.stderr
 
 
 @pytest.mark.slow

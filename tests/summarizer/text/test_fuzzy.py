@@ -50,3 +50,18 @@ def test_a_misheard_word_is_caught_and_flagged(heard: str, language: str, code: 
 )
 def test_real_words_are_not_turned_into_symptoms(text: str, language: str) -> None:
     assert fuzzy_codes(text, language) == {}
+
+
+def test_a_stem_of_another_entry_does_not_hide_a_misheard_word() -> None:
+    """ "jäykä" begins with the stem "jäyk*" of a stiff jaw, and is still heard as the stiff
+    neck's "jäykkä": an entry added for one sign must not blind fuzzy matching for another."""
+    from summarizer.text.matching import PatternIndex, TermSet
+    from summarizer.text.tokens import analyse, normalise
+
+    stem_only = TermSet.of(["leuka + jäyk*"])
+    neck = TermSet.of(["niska* + jäykkä"])
+    index = PatternIndex([*stem_only.patterns(), *neck.patterns()])
+    text = analyse(normalise("Niska on ihan jäykä."), "fi")
+    hits = neck.hits(index.index(text, fuzzy=True))
+    assert len(hits) == 1 and hits[0].fuzzy
+    assert not neck.hits(index.index(text, fuzzy=False))
