@@ -34,7 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from integrations.twilio import sign
-from models import Call, CallState, Summary, TriageDecision
+from models import Call, CallState, Job, Summary, TriageDecision
 
 TWILIO_API_VERSION = "2010-04-01"
 
@@ -351,7 +351,25 @@ def wait_for_case(
             if state in (CallState.READY, CallState.FAILED):
                 return case
         time.sleep(0.25)
-    raise SimulationError(f"timed out after {timeout_s:.0f}s waiting for the case (state: {state})")
+    with session() as s:
+        waiting = _pipeline_state(s, call_sid)
+    raise SimulationError(
+        f"timed out after {timeout_s:.0f}s waiting for the case (state: {state}; {waiting})"
+    )
+
+
+def _pipeline_state(s: Session, call_sid: str) -> str:
+    """Where the after-call pipeline stands: each recording's state and each job's."""
+    call = s.scalar(select(Call).where(Call.call_sid == call_sid))
+    if call is None:
+        return "no such call"
+    keys = {call.id, *(r.id for r in call.recordings)}
+    recordings = ", ".join(f"recording {r.sequence} {r.state}" for r in call.recordings)
+    jobs = ", ".join(
+        f"{j.kind} {j.state} after {j.attempts} attempts ({j.last_error or 'no error'})"
+        for j in s.scalars(select(Job).where(Job.key.in_(keys)).order_by(Job.created_at))
+    )
+    return f"{recordings or 'no recordings'}; jobs: {jobs or 'none'}"
 
 
 def load_case(session: Session, call_sid: str) -> dict[str, Any] | None:

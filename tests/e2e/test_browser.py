@@ -536,3 +536,42 @@ def test_the_site_has_an_icon_without_signing_in(page: Any) -> None:
     assert href
     icon = page.request.get(href)
     assert icon.ok and icon.headers["content-type"].startswith("image/svg+xml")
+
+
+def test_what_pretriage_did_not_understand_is_unclear_never_green(
+    page: Any, site: Site, live_case: LiveCase
+) -> None:
+    from models import Call, CallState
+
+    ids = {}
+    with _session(site) as s:
+        for name, uncertain in (("tavallinen", False), ("epaselva", True)):  # unclear one later
+            call = Call(
+                station_id="demo",
+                call_sid="CA" + name.encode().hex().ljust(32, "0")[:32],
+                to_number="+358900000000",
+                from_number="+358401111111",
+                state=CallState.READY,
+                urgency="non_urgent",
+                urgency_rank=0,
+                uncertain=uncertain,
+                route="callback",
+                reason=f"Asia {name}",
+            )
+            s.add(call)
+            s.flush()
+            ids[name] = call.id
+    sign_in(page, "hoitaja")
+    rows = page.locator("tr.case")
+    order = [rows.nth(i).locator("a").first.get_attribute("href") for i in range(rows.count())]
+    assert order.index(f"/cases/{ids['epaselva']}") < order.index(f"/cases/{ids['tavallinen']}")
+    badge = page.locator(f'tr.case:has(a[href="/cases/{ids["epaselva"]}"]) .badge')
+    assert badge.inner_text() == "Epäselvä – hoitaja arvioi" and badge.is_visible()
+    colour = badge.evaluate("b => getComputedStyle(b).backgroundColor")
+    plain = page.locator(f'tr.case:has(a[href="/cases/{ids["tavallinen"]}"]) .badge')
+    assert colour != plain.evaluate("b => getComputedStyle(b).backgroundColor")  # not green
+    assert page.evaluate(CONTRAST_JS) == []
+    shot(page, "09-worklist-unclear")
+    page.locator(f'a[href="/cases/{ids["epaselva"]}"]').click()
+    assert page.locator(".badge").first.inner_text() == "Epäselvä – hoitaja arvioi"
+    assert not page.locator('input[name="urgency"]:checked').count()  # the nurse chooses

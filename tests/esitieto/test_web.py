@@ -641,3 +641,13 @@ def test_the_override_form_says_what_is_missing(client: TestClient, runtime: Run
     assert f"vähintään {REASON_MIN_LENGTH} merkkiä" in t.override_need_reason.format(
         min_length=REASON_MIN_LENGTH
     )
+
+
+def test_the_analyze_api_says_what_it_did_not_understand(client: TestClient) -> None:
+    silent = client.post("/api/v1/analyze", json={"text": ""}).json()["triage"]
+    assert silent["uncertain"] and silent["route"] != "digital_path"
+    assert [r["rule"] for r in silent["uncertain_reasons"]] == ["no-speech"]
+    vague = client.post("/api/v1/analyze", json={"text": "Olo on jotenkin outo."}).json()
+    assert vague["triage"]["uncertain"] and vague["triage"]["uncertain_reasons"]
+    plain = client.post("/api/v1/analyze", json={"text": "Haluaisin uusia reseptin."}).json()
+    assert plain["triage"]["uncertain"] is False and plain["triage"]["uncertain_reasons"] == []
