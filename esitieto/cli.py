@@ -149,20 +149,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             text = item.get("text")
             if not isinstance(text, str):
                 raise ValueError("'text' must be a string")
-            context = CallContext.model_validate(item.get("context") or {})
+            try:
+                context = CallContext.model_validate(item.get("context") or {})
+            except ValidationError as exc:
+                raise ValueError(field_errors(exc, "context")) from exc
             note_language = item.get("note_language", "fi")
             if note_language not in ("fi", "sv", "en"):
                 raise ValueError("'note_language' must be fi, sv or en")
             result = analyze_text(
-                item_id,
+                None,
                 text,
                 context,
                 note_language=note_language,
                 phraser=phraser,
                 detector=detector,
             ).model_dump(mode="json")
-        except ValidationError as exc:
-            result = {"id": item_id, "error": f"line {line_no}: {field_errors(exc, 'context')}"}
+            result["id"] = item_id  # any JSON value, copied as it came
         except ValueError as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             result = {"id": item_id, "error": f"line {line_no}: {message}"}

@@ -26,11 +26,15 @@ def test_analyze_jsonl_reports_bad_lines_and_goes_on() -> None:
         json.dumps(["a list"]),
         json.dumps({"id": "b", "text": 5}),
         json.dumps({"id": "c", "text": "Haluaisin perua ajan.", "context": {"sex": "male"}}),
+        json.dumps({"id": 7, "text": "🙂 ### 12345"}),  # any JSON id; no words to read
+        json.dumps({"id": ["d"], "text": "Yskää.", "context": {"age": "old"}}),
     ]
     out = run(["analyze", "--jsonl"], "\n".join(lines) + "\n")
     assert out.returncode == 0, out.stderr
     rows = [json.loads(x) for x in out.stdout.splitlines()]
-    assert [r.get("id") for r in rows] == ["a", None, None, "b", "c"]
+    assert [r.get("id") for r in rows] == ["a", None, None, "b", "c", 7, ["d"]]
+    assert rows[5]["triage"]["uncertain"] and rows[5]["triage"]["route"] != "digital_path"
+    assert rows[6]["error"].startswith("line 7: context.age:")
     assert rows[0]["triage"]["urgency"] == "emergency"
     assert rows[0]["summary"]["symptoms"][0]["icpc2"] == "A11"
     assert "Pretriage: hätätilanne" in rows[0]["summary"]["note"]
