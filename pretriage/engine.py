@@ -180,14 +180,7 @@ def decide(
     path, (_, path_evidence) = next(((p, r) for p, r in eligible if r[0]), (None, (False, [])))
     if path is None:
         reasons = uncertain or [Reason(rule="no-digital-path", text=msg["no_path"])]
-        return TriageDecision(
-            urgency="non_urgent",
-            route="callback",
-            reasons=reasons,
-            ruleset_version=rs.version,
-            uncertain=bool(uncertain),
-            uncertain_reasons=uncertain,
-        )
+        return _callback(reasons, uncertain, rs.version)
 
     blocks: list[Reason] = []
     if enabled_paths is not None and path.id not in enabled_paths:
@@ -215,14 +208,7 @@ def decide(
             blocks.append(_reason(blocker.rule, evidence, lang))
     blocks += uncertain
     if blocks:
-        return TriageDecision(
-            urgency="non_urgent",
-            route="callback",
-            reasons=blocks,
-            ruleset_version=rs.version,
-            uncertain=bool(uncertain),
-            uncertain_reasons=uncertain,
-        )
+        return _callback(blocks, uncertain, rs.version)
     path_rule = Rule(id=f"path-{path.id}", policy=path.policy, text=path.text, when=path.when)
     return TriageDecision(
         urgency="non_urgent",
@@ -241,6 +227,18 @@ def _needs(sign_id: str) -> Predicate:
     if needs is None:
         return lambda f: (True, [])
     return compile_condition(needs, f"signs.yaml: {sign_id}: needs", default_lexicon())
+
+
+def _callback(reasons: list[Reason], uncertain: list[Reason], version: str) -> TriageDecision:
+    """A nurse calls back the same day; uncertain when something was not understood."""
+    return TriageDecision(
+        urgency="non_urgent",
+        route="callback",
+        reasons=reasons,
+        ruleset_version=version,
+        uncertain=bool(uncertain),
+        uncertain_reasons=uncertain,
+    )
 
 
 @dataclass(frozen=True)
