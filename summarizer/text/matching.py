@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from summarizer.text.tokens import Text, known_word
+from summarizer.text.tokens import Text, known_word, too_long
 
 GROUP_WINDOW = 7
 """How many tokens apart the groups of a ``a + b`` term may be."""
@@ -59,15 +59,17 @@ class WordPattern:
 
     kind: str  # exact | prefix | suffix | infix
     value: str
+    fuzzy_key: str | None = field(init=False, default=None)
+    """The sound key fuzzy matching compares, or None when this word is never fuzzy."""
 
-    @property
-    def fuzzy_key(self) -> str | None:
-        """The sound key fuzzy matching compares, or None when this word is never fuzzy."""
-        if self.kind not in ("prefix", "exact") or len(self.value) < FUZZY_MIN_STEM:
-            return None
-        if " " in self.value or not self.value.isalpha():
-            return None
-        return sound_key(self.value)
+    def __post_init__(self) -> None:
+        fuzzy = (
+            self.kind in ("prefix", "exact")
+            and len(self.value) >= FUZZY_MIN_STEM
+            and " " not in self.value
+            and self.value.isalpha()
+        )
+        object.__setattr__(self, "fuzzy_key", sound_key(self.value) if fuzzy else None)
 
     def matches_form(self, form: str) -> bool:
         v = self.value
@@ -79,12 +81,13 @@ class WordPattern:
             return form.endswith(v) and len(form) > len(v)
         return v in form
 
-    def matches_fuzzy(self, form: str) -> bool:
-        """``form`` sounds like this word, or (long stems) is one slip away from sounding so."""
+    def matches_fuzzy(self, form: str, heard: str | None = None) -> bool:
+        """``form`` sounds like this word, or (long stems) is one slip away from sounding so.
+        ``heard`` is ``sound_key(form)`` when the caller has it already."""
         key = self.fuzzy_key
         if key is None or not form:
             return False
-        heard = sound_key(form)
+        heard = heard or sound_key(form)
         if heard[0] != key[0]:
             return False
         if self.kind == "exact":
@@ -117,25 +120,32 @@ class PatternIndex:
             if key is not None:
                 self.fuzzy_by_letter.setdefault(key[0], []).append(p)
         self.has_infix = bool(self.by_kind["infix"])
+        # A pattern can only match a piece of a word as long as itself: looking up longer
+        # pieces finds nothing, so each word costs (its length × the longest pattern), not
+        # its length squared (a 20,000-letter "word" must not stall the server).
+        self.longest = {k: max(map(len, table), default=0) for k, table in self.by_kind.items()}
 
     def index(self, text: Text, *, fuzzy: bool = False) -> TextIndex:
         exact: dict[WordPattern, set[int]] = {}
         approx: dict[WordPattern, set[int]] = {}
         ex, pre, suf, inf = (self.by_kind[k] for k in ("exact", "prefix", "suffix", "infix"))
         for tok in text.tokens:
+            if too_long(tok.lower):
+                continue  # not a word anybody said (``tokens.LONGEST_WORD``)
             found: set[WordPattern] = set()
             whole = False  # some pattern is this very word, not only a stem of it
             for form in {tok.lower, tok.lemma}:
                 whole = whole or form in ex
                 found.update(ex.get(form, ()))
                 n = len(form)
-                for k in range(1, n + 1):
+                for k in range(1, min(n, self.longest["prefix"]) + 1):
                     found.update(pre.get(form[:k], ()))
-                for k in range(1, n):
+                for k in range(max(1, n - self.longest["suffix"]), n):
                     found.update(suf.get(form[k:], ()))
                 if self.has_infix:
+                    longest = self.longest["infix"]
                     for a in range(n):
-                        for b in range(a + 1, n + 1):
+                        for b in range(a + 1, min(n, a + longest) + 1):
                             found.update(inf.get(form[a:b], ()))
             for p in found:
                 exact.setdefault(p, set()).add(tok.index)
@@ -146,10 +156,11 @@ class PatternIndex:
                 and tok.lower.isalpha()
                 and not known_word(tok.lower, text.language)
             ):
-                for p in self.fuzzy_by_letter.get(sound_key(tok.lower[0]), ()):
+                heard = sound_key(tok.lower)
+                for p in self.fuzzy_by_letter.get(heard[0], ()):
                     if p in found:
                         continue
-                    if p.matches_fuzzy(tok.lower) and not _begins_with_real_word(
+                    if p.matches_fuzzy(tok.lower, heard) and not _begins_with_real_word(
                         tok.lower, len(p.value), text.language
                     ):
                         approx.setdefault(p, set()).add(tok.index)

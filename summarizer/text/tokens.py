@@ -55,11 +55,22 @@ def normalise(raw: str) -> str:
     return unicodedata.normalize("NFC", raw)
 
 
+LONGEST_WORD = 64
+"""Letters in the longest word read as a word. Finnish compounds reach about 60 letters
+("lentokonesuihkuturbiinimoottoriapumekaanikkoaliupseerioppilas"); anything longer is not
+speech, and looking it up costs its length squared, so it is kept as it is and matches
+nothing."""
+
+
+def too_long(word: str) -> bool:
+    return len(word) > LONGEST_WORD
+
+
 @lru_cache(maxsize=65536)
 def lemma(word: str, language: str) -> str:
     """Dictionary form of ``word`` (lower case); the word itself when unknown."""
-    if word.isdigit():
-        return word
+    if word.isdigit() or too_long(word):
+        return word.lower()
     try:
         return str(simplemma.lemmatize(word, lang=language)).lower()
     except ValueError:  # a language simplemma does not know
@@ -69,6 +80,8 @@ def lemma(word: str, language: str) -> str:
 @lru_cache(maxsize=65536)
 def known_word(word: str, language: str) -> bool:
     """Whether ``word`` is a form in the language's dictionary (a real word, not a slip)."""
+    if too_long(word):
+        return False
     try:
         return bool(simplemma.is_known(word, lang=language))
     except ValueError:
