@@ -61,6 +61,10 @@ class OpeningHours:
                 raise OpeningHoursError(f"opening hours {key!r}: closes before it opens")
             for d in days:
                 out[d] = (opens, closes)
+        if not out:
+            # No callback could ever be promised: refused when the stations are loaded, not
+            # found by a caller in the middle of a call.
+            raise OpeningHoursError("the station is never open: give at least one opening time")
         return cls(out)
 
     def hours_on(self, day: datetime) -> tuple[datetime, datetime] | None:

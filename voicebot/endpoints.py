@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from integrations.twilio import signature_is_valid
@@ -36,7 +40,54 @@ from voicebot.identity import IdentityError, IdentityVault, parse_keyed_identity
 from voicebot.prompts import DEFAULT_LANGUAGE, catalogue, spoken_number
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/twilio", tags=["twilio"])
+
+LIVE = frozenset({"/twilio/voice", "/twilio/gather", "/twilio/recorded", "/twilio/no-recording",
+                  "/twilio/assess"})  # fmt: skip
+"""The webhooks a caller waits on: Twilio would play its own error message to them."""
+
+
+class LiveCallRoute(APIRoute):
+    """A caller on the line never gets a 500: whatever fails inside a live webhook (a bug, a
+    database outage, a station's broken settings), the caller is put through to the
+    station's nurses, or when even the station cannot be found, told to call again and 112
+    in an emergency. Refusals stay refusals (a wrong signature is still 403)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.path_format not in LIVE:
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except (HTTPException, RequestValidationError):
+                raise
+            except Exception as exc:
+                # Only the type: a message may carry the caller's words.
+                log.error("%s failed (%s): the caller goes to a nurse", request.url.path,
+                          type(exc).__name__)  # fmt: skip
+                form = await request.form()
+                to = form.get("To")
+                deps: VoicebotDeps = request.app.state.voicebot
+                body = await run_in_threadpool(_to_a_nurse, deps, to if isinstance(to, str) else "")
+                return _xml(body)
+
+        return guarded
+
+
+def _to_a_nurse(deps: VoicebotDeps, to_number: str) -> str:
+    try:
+        with deps.session() as session:
+            station = service.find_station(session, to_number)
+            if station is not None:
+                return twiml.fallback_to_nurses(station.id, catalogue(station.language),
+                                                voice=station.voice)  # fmt: skip
+    except Exception as exc:
+        log.error("no station for the fallback either (%s)", type(exc).__name__)
+    return twiml.goodbye(catalogue(DEFAULT_LANGUAGE), "technical_problem", voice=None)
+
+
+router = APIRouter(prefix="/twilio", tags=["twilio"], route_class=LiveCallRoute)
 
 TWIML = "application/xml"
 

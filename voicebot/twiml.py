@@ -91,6 +91,14 @@ def render(
     return str(r)
 
 
+def fallback_to_nurses(station_id: str, cat: Catalogue, *, voice: str | None) -> str:
+    """When a live webhook fails: straight to the station's nurses, no more questions."""
+    r = VoiceResponse()
+    _say(r, cat, cat.text("connecting"), voice)
+    r.enqueue(queue_name(station_id, priority=False))
+    return str(r)
+
+
 def goodbye(cat: Catalogue, key: str, *, voice: str | None) -> str:
     r = VoiceResponse()
     _say(r, cat, cat.text(key), voice)

@@ -80,3 +80,13 @@ def test_a_number_taken_by_another_station_is_refused(runtime: Runtime, tmp_path
     text = GOOD.replace("+358931000011", runtime.settings.demo.phone_number)
     with pytest.raises(StationFileError, match="demo"), runtime.db.session() as s:
         apply_stations(s, read_stations(write(tmp_path, text)))
+
+
+def test_a_station_that_never_opens_is_refused_before_a_caller_finds_out(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    configs = read_stations(write(tmp_path, GOOD + "    opening_hours: {daily: closed}\n"))
+    with pytest.raises(StationConfigError, match="never open"), runtime.db.session() as s:
+        apply_stations(s, configs)
+    with runtime.db.session() as s:
+        assert s.get(Station, "a") is None

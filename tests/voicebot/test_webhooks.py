@@ -373,3 +373,43 @@ def test_a_swedish_caller_is_offered_the_sms_link_and_can_refuse_it(
         assert call is not None and (call.dialogue or {}).get("sms_accepted") is False
         assert s.scalar(select(Callback).where(Callback.call_id == call.id)) is not None
         assert _count(runtime, Job, Job.kind == "send_sms") == 0
+
+
+def test_a_live_call_never_gets_a_500_but_a_nurse(
+    twilio: Twilio,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from voicebot import service
+
+    def broken(*args: object, **kwargs: object) -> bool:
+        raise RuntimeError("Minulla on rintakipua")  # a message that must not reach the log
+
+    monkeypatch.setattr(service, "station_closed", broken)
+    params = call_params()
+    response = twilio.post("/twilio/voice", params)
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "application/xml"
+    )
+    assert catalogue("fi").text("connecting") in _said(response.text)
+    assert next(ET.fromstring(response.text).iter("Enqueue")).text == "demo-nurses"
+    assert "RuntimeError" in caplog.text and "rintakipua" not in caplog.text
+    # a forged request is still refused, not put through
+    assert twilio.post("/twilio/voice", params, signature="").status_code == 403
+
+
+def test_when_even_the_station_cannot_be_found_the_caller_is_told_to_call_again(
+    twilio: Twilio, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from voicebot import service
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise ConnectionError("database down")
+
+    monkeypatch.setattr(service, "find_station", down)
+    response = twilio.post("/twilio/gather?state=welcome", {**call_params(), "Digits": "1"})
+    assert response.status_code == 200
+    said = _said(response.text)
+    assert catalogue("fi").text("technical_problem") in said and "112" in said
+    assert [v.tag for v in _verbs(response.text)][-1] == "Hangup"

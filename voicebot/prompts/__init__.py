@@ -48,6 +48,7 @@ _REQUIRED = (
     "feedback_recommend",
     "thanks_goodbye",
     "goodbye",
+    "technical_problem",
     "closing",
     "no_answer",
     "unknown_number",
