@@ -9,37 +9,39 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy import func, select, text
 
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import compute, local_days, local_today
 from esitieto.web.auth import Permission, StaffUser, require
 from models import Job, JobState
-from pretriage.analysis import AnalysisResult, analyze_text
+from pretriage.analysis import AnalysisResult
 from summarizer.text.schemas import CallContext
 
 router = APIRouter()
 Rt = Annotated[Runtime, Depends(get_runtime)]
 
 
+def _valid_unicode(value: object) -> object:
+    """JSON may carry a lone surrogate ("\\ud800"), which no UTF-8 answer, log or database can
+    hold: it is read as the replacement character, like any other unreadable letter."""
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
 class AnalyzeRequest(BaseModel):
-    id: str | None = None
-    text: str = Field(max_length=20000)
+    id: Annotated[str | None, BeforeValidator(_valid_unicode)] = None
+    text: Annotated[str, BeforeValidator(_valid_unicode)] = Field(max_length=20000)
     context: CallContext = Field(default_factory=CallContext)
     note_language: Literal["fi", "sv", "en"] = "fi"
 
 
 @router.post("/api/v1/analyze", response_model=AnalysisResult)
 def analyze(body: AnalyzeRequest, runtime: Rt) -> AnalysisResult:
-    """The same as one ``esitieto analyze --jsonl`` line."""
-    return analyze_text(
-        body.id,
-        body.text,
-        body.context,
-        note_language=body.note_language,
-        phraser=runtime.phraser,
-    )
+    """The same as one ``esitieto analyze --jsonl`` line: both detectors, as after a call."""
+    return runtime.analyzer(body.id, body.text, body.context, note_language=body.note_language)
 
 
 @router.get("/api/v1/stats")

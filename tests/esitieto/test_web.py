@@ -651,3 +651,23 @@ def test_the_analyze_api_says_what_it_did_not_understand(client: TestClient) -> 
     assert vague["triage"]["uncertain"] and vague["triage"]["uncertain_reasons"]
     plain = client.post("/api/v1/analyze", json={"text": "Haluaisin uusia reseptin."}).json()
     assert plain["triage"]["uncertain"] is False and plain["triage"]["uncertain_reasons"] == []
+
+
+def test_a_lone_surrogate_is_read_as_an_unreadable_letter_not_a_500(client: TestClient) -> None:
+    body = (
+        b'{"id": "s\\ud800", "text": "Minulla on kuumetta \\udc00 kolme p\\u00e4iv\\u00e4\\u00e4."}'
+    )
+    response = client.post(
+        "/api/v1/analyze", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert out["id"] == "s\ufffd" and "A03" in {s["icpc2"] for s in out["summary"]["symptoms"]}
+
+
+def test_the_analyze_api_reads_by_meaning_too(client: TestClient, runtime: Runtime) -> None:
+    text = "Kurkku tuntuu ahtaalta."
+    out = client.post("/api/v1/analyze", json={"text": text}).json()
+    # the same reading as the product's own analyzer, detector included
+    assert out["triage"] == runtime.analyzer(None, text).triage.model_dump(mode="json")
+    assert runtime.analyzer.detector is not None
