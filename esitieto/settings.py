@@ -48,6 +48,9 @@ class WebSettings(BaseModel):
     session_secret: SecretStr | None = None
     session_max_age_s: int = 12 * 3600
     secure_cookies: bool = False
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    """Larger request bodies are refused (413) before anything reads them: Twilio's
+    webhooks, the forms and a 20,000-character analysis all fit many times over."""
 
 
 class DemoSettings(BaseModel):
