@@ -64,7 +64,7 @@ def make_worker(runtime: Runtime) -> Worker:
         runtime.db,
         runtime.settings.worker,
         pipeline.specs(),
-        periodic=[pipeline.sweep_abandoned_calls],
+        periodic=[pipeline.sweep_abandoned_calls, pipeline.sweep_stalled_cases],
     )
 
 

@@ -21,7 +21,9 @@ from integrations.twilio import RecordingFetchError, RecordingNotReady
 from models import (
     Call,
     CallState,
+    Job,
     JobKind,
+    JobState,
     Recording,
     RecordingState,
     Station,
@@ -54,6 +56,10 @@ class _FinalizeInputs:
     note_language: str
     headings: dict[str, str]
     enabled_paths: dict[str, str | None]
+
+
+STALLED_AFTER_S = 60.0
+"""An ended call is looked at once nothing has happened to it for this long."""
 
 
 class Pipeline:
@@ -339,6 +345,46 @@ class Pipeline:
                     session, call, twilio_status="abandoned", duration_s=None, now=now
                 )
             return len(calls)
+
+    def sweep_stalled_cases(self, *, after_s: float = STALLED_AFTER_S) -> int:
+        """Set going again any ended call that waits for nothing: no job of it queued or
+        running, yet not ready. Each step queues the next, so this should never find one; if
+        a wake-up is lost all the same (a crash between two commits, an outage), the case
+        still reaches a nurse. A recording Twilio never reported is given up on after the
+        abandoned-call time."""
+        now = self.deps.clock()
+        healed = 0
+        with self.deps.session() as session:
+            calls = session.scalars(
+                select(Call).where(
+                    Call.state == CallState.ENDED, Call.ended_at < now - timedelta(seconds=after_s)
+                )
+            ).all()
+            for call in calls:
+                keys = [call.id, *(r.id for r in call.recordings)]
+                active = session.scalar(
+                    select(Job.id)
+                    .where(Job.key.in_(keys), Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
+                    .limit(1)
+                )
+                if active is not None:
+                    continue
+                long_ago = call.ended_at is not None and call.ended_at < now - timedelta(
+                    seconds=self.deps.abandoned_call_after_s
+                )
+                for rec in call.recordings:
+                    if rec.state == RecordingState.PENDING and rec.source_url:
+                        enqueue(session, JobKind.FETCH_RECORDING, rec.id)
+                    elif rec.state == RecordingState.PENDING and long_ago:
+                        rec.state = RecordingState.MISSING
+                        rec.error = "Twilio never reported the recording"
+                    elif rec.state == RecordingState.FETCHED:
+                        enqueue(session, JobKind.TRANSCRIBE, rec.id)
+                enqueue(session, JobKind.FINALIZE_CALL, call.id)
+                healed += 1
+        if healed:
+            log.warning("set %d stalled case(s) going again", healed)
+        return healed
 
 
 GIVEN = "given"
