@@ -19,6 +19,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from esitieto import api
 from esitieto.demo import DemoLogin, ensure_demo
+from esitieto.headers import SecurityHeaders
 from esitieto.limits import BodyLimit
 from esitieto.runtime import Runtime
 from esitieto.settings import Settings
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         same_site="lax",
         https_only=settings.web.secure_cookies,
     )
+    app.add_middleware(SecurityHeaders, https=settings.web.secure_cookies)
     app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes)  # outermost: first
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"

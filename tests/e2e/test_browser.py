@@ -427,9 +427,10 @@ def test_every_text_on_the_pages_has_enough_contrast(page: Any, live_case: LiveC
     page.goto("/login")
     assert page.evaluate(CONTRAST_JS) == []
     # the check itself can fail: light grey on white is 2.3:1
-    page.evaluate(
-        "document.querySelector('main').insertAdjacentHTML('beforeend',"
-        ' \'<p class="probe" style="color:#aaa">harmaa</p>\')'
+    page.evaluate(  # through the CSSOM: the pages' policy refuses inline style attributes
+        "(() => { const p = document.createElement('p'); p.className = 'probe';"
+        " p.textContent = 'harmaa'; p.style.color = '#aaa';"
+        " document.querySelector('main').append(p); })()"
     )
     assert page.evaluate(CONTRAST_JS) == ["P.probe 2.32"]
     sign_in(page, "paakayttaja")
@@ -575,3 +576,30 @@ def test_what_pretriage_did_not_understand_is_unclear_never_green(
     page.locator(f'a[href="/cases/{ids["epaselva"]}"]').click()
     assert page.locator(".badge").first.inner_text() == "Epäselvä – hoitaja arvioi"
     assert not page.locator('input[name="urgency"]:checked').count()  # the nurse chooses
+
+
+def test_the_pages_keep_to_their_own_content_security_policy(
+    page: Any, live_case: LiveCase
+) -> None:
+    """The strict policy (no inline script or style) breaks nothing the pages do, and
+    refuses what a page must never run."""
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Security Policy" in m.text else None)
+    sign_in(page, "paakayttaja")
+    for path in ("/", f"/cases/{live_case.case_id}", "/dashboard?period=week", "/admin/staff"):
+        response = page.goto(path)
+        assert response is not None
+        headers = response.headers
+        assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+        assert headers["cache-control"] == "no-store" and headers["x-frame-options"] == "DENY"
+    assert violations == []
+    # an inline handler smuggled into a page does not run (ours, added after it, does)
+    ran = page.evaluate(
+        """new Promise(done => {
+            document.body.insertAdjacentHTML(
+                'beforeend', '<img id="probe" src="/nothing-here" onerror="window.ran = 1">');
+            document.getElementById('probe').addEventListener(
+                'error', () => done(window.ran === undefined ? 'refused' : 'ran'));
+        })"""
+    )
+    assert ran == "refused"
