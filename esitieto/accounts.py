@@ -104,6 +104,13 @@ def update_account(session: Session, by: str | None, user_id: str, change: Accou
     _check(session, change)
     if by == user.id and (change.role != Role.ADMIN or not change.is_active):
         raise AccountError("own_admin")  # nobody locks themselves out
+    if by == user.id:
+        mine = set(session.scalars(select(StationMembership.station_id).where(
+            StationMembership.user_id == user.id)))  # fmt: skip
+        if set(change.station_ids) - mine:
+            # Another station's cases are another administrator's to open to you: nobody
+            # grants themselves access to health data.
+            raise AccountError("own_stations")
     user.display_name, user.role = change.display_name, change.role
     user.is_active = change.is_active
     if change.password:

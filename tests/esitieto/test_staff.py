@@ -158,6 +158,25 @@ def test_an_administrator_cannot_lock_themselves_out(runtime: Runtime) -> None:
         assert err.value.code == "own_admin"
 
 
+def test_an_administrator_cannot_grant_themselves_a_station(runtime: Runtime) -> None:
+    from models import Station
+
+    with runtime.db.session() as s:
+        s.add(Station(id="toinen", name="Toinen", phone_number="+358900000077"))
+        admin = s.scalar(select(User).where(User.username == "paakayttaja"))
+        assert admin is not None
+        mine = AccountChange(display_name="Minä", role=Role.ADMIN, station_ids=["demo"])
+        update_account(s, admin.id, admin.id, mine)  # keeping (or dropping) one's own is fine
+        more = AccountChange(display_name="Minä", role=Role.ADMIN, station_ids=["demo", "toinen"])
+        with pytest.raises(AccountError) as err:
+            update_account(s, admin.id, admin.id, more)
+        assert err.value.code == "own_stations"
+        nurse = s.scalar(select(User).where(User.username == "hoitaja"))
+        assert nurse is not None  # another administrator's account is theirs to change
+        update_account(s, admin.id, nurse.id, AccountChange(
+            display_name="N", role=Role.NURSE, station_ids=["demo", "toinen"]))  # fmt: skip
+
+
 def test_create_account_and_sign_in_without_the_web(runtime: Runtime) -> None:
     change = AccountChange(display_name="Komento", role=Role.ADMIN, password=STRONG)
     with runtime.db.session() as s:
