@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -543,6 +544,7 @@ def _bench_asr(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # whatever the service writes (database, recordings, models) is its own
     logging.basicConfig(
         level=Settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

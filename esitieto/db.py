@@ -23,7 +23,11 @@ def create_db_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> En
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            db_file = Path(parsed.database)
+            db_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # SQLite gives its -wal and -shm files the database file's own permissions.
+            db_file.touch(mode=0o600, exist_ok=True)
+            db_file.chmod(0o600)
         engine = create_engine(
             url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30}
         )

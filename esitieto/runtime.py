@@ -37,7 +37,8 @@ class Runtime:
     """Now, as an aware UTC datetime; tests pin it."""
 
     def __post_init__(self) -> None:
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.settings.data_dir.chmod(0o700)  # the database, recordings and secrets live here
         self.db = Database(
             self.settings.database_url,
             echo=self.settings.database.echo,

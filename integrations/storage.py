@@ -25,6 +25,8 @@ class LocalFileStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root.chmod(0o700)  # recordings are health data: the service's own, nobody else's
 
     def _path(self, key: str) -> Path:
         if not _SAFE_KEY.match(key) or ".." in key.split("/"):
@@ -33,9 +35,12 @@ class LocalFileStorage:
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in reversed([p for p in path.relative_to(self.root).parents if p.parts]):
+            (self.root / folder).mkdir(mode=0o700, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
 
     def get(self, key: str) -> bytes:
