@@ -380,7 +380,9 @@ def call_status(form: Form, deps: Deps) -> Response:
                 duration_s=_int(form.get("CallDuration")),
                 now=deps.clock(),
             )
-        elif call is not None:
+        elif call is not None and call.twilio_status not in service.FINAL_CALL_STATUSES:
+            # A progress event delivered late ("ringing" after "completed") never reopens
+            # what has ended: a final status is the last word whatever arrives after it.
             call.twilio_status = status or call.twilio_status
     return _xml(twiml.empty())
 

@@ -289,6 +289,20 @@ def test_status_callback_ends_the_call_once(twilio: Twilio, runtime: Runtime) ->
         assert "From" not in event.payload  # no caller identity kept with events
 
 
+def test_a_late_progress_status_never_reopens_an_ended_call(
+    twilio: Twilio, runtime: Runtime
+) -> None:
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    twilio.post("/twilio/status", {**params, "CallStatus": "completed", "SequenceNumber": "3"})
+    late = {**params, "CallStatus": "ringing", "SequenceNumber": "0"}
+    assert twilio.post("/twilio/status", late).status_code == 200
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None
+        assert call.twilio_status == "completed" and call.state == CallState.ENDED
+
+
 def test_absent_recording_is_marked_missing(twilio: Twilio, runtime: Runtime) -> None:
     params = call_params()
     twilio.post("/twilio/voice", params)
