@@ -47,6 +47,8 @@ class WorkerSettings(BaseModel):
 class WebSettings(BaseModel):
     session_secret: SecretStr | None = None
     session_max_age_s: int = 12 * 3600
+    idle_timeout_s: int = Field(default=3600, ge=60)
+    """A staff session unused this long ends (the next click asks to sign in again)."""
     secure_cookies: bool = False
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     """Larger request bodies are refused (413) before anything reads them: Twilio's

@@ -18,7 +18,7 @@ from models.call import (
     TriageDecision,
 )
 from models.job import Job, JobKind, JobState
-from models.station import Role, Station, StationMembership, User
+from models.station import Role, StaffSession, Station, StationMembership, User
 
 __all__ = [
     "AuditEvent",
@@ -35,6 +35,7 @@ __all__ = [
     "Recording",
     "RecordingState",
     "Role",
+    "StaffSession",
     "Station",
     "StationMembership",
     "Summary",

@@ -94,3 +94,17 @@ class StationMembership(Base):
     station_id: Mapped[str] = mapped_column(
         ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class StaffSession(IdMixin, Base):
+    """A signed-in browser. The cookie carries only this row's id: signing out, an idle
+    timeout or a deactivated account ends the row, and with it the cookie's power."""
+
+    __tablename__ = "staff_sessions"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    method: Mapped[str] = mapped_column(String(16))
+    """How the user proved who they are: ``password`` (or, later, ``oidc``)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -1,4 +1,4 @@
-"""Staff sign-in: local accounts (argon2), a signed session cookie, CSRF tokens and roles.
+"""Staff sign-in: local accounts (argon2), server-side sessions, CSRF tokens and roles.
 
 How a user proved who they are is kept apart from what they may do. ``start_session`` is the
 one way into a session; the password form calls it today, and the county's single sign-on
@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from esitieto.runtime import Runtime, get_runtime
-from models import AuditEvent, Role, StationMembership, User, utcnow
+from models import AuditEvent, Role, StaffSession, StationMembership, User, utcnow
 
 _hasher = PasswordHasher()
 # Verifying against this keeps a wrong username as slow as a wrong password.
@@ -165,13 +165,44 @@ def load_staff_user(session: Session, user_id: str) -> StaffUser | None:
     )
 
 
-def start_session(request: Request, user_id: str, method: str) -> None:
-    """Sign ``user_id`` in: a fresh session (no fixation), remembering how they signed in."""
+SEEN_EVERY = timedelta(minutes=1)
+"""``last_seen_at`` is written at most this often: the idle timeout needs no write a request."""
+
+
+def start_session(request: Request, session: Session, user_id: str, method: str) -> None:
+    """Sign ``user_id`` in: a fresh session (no fixation) recorded on the server, so that
+    signing out ends it whatever a copy of the cookie says."""
     language = request.session.get("lang")
     request.session.clear()
-    request.session.update({"uid": user_id, "auth": method})
+    row = StaffSession(user_id=user_id, method=method)
+    session.add(row)
+    session.flush()
+    request.session.update({"uid": user_id, "sid": row.id, "auth": method})
     if language:
         request.session["lang"] = language
+
+
+def end_session(request: Request, session: Session) -> None:
+    """Sign out: the server forgets the session, so the cookie opens nothing any more."""
+    sid = request.session.get("sid")
+    if sid:
+        row = session.get(StaffSession, str(sid))
+        if row is not None and row.ended_at is None:
+            row.ended_at = utcnow()
+    request.session.clear()
+
+
+def _live_session(session: Session, sid: object, user_id: str, idle: timedelta) -> bool:
+    row = session.get(StaffSession, str(sid)) if sid else None
+    if row is None or row.ended_at is not None or row.user_id != user_id:
+        return False
+    now = utcnow()
+    if now - row.last_seen_at > idle:
+        row.ended_at = now  # idle too long: signed out
+        return False
+    if now - row.last_seen_at > SEEN_EVERY:
+        row.last_seen_at = now
+    return True
 
 
 def current_user(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> StaffUser:
@@ -179,9 +210,11 @@ def current_user(request: Request, runtime: Annotated[Runtime, Depends(get_runti
     if not user_id:
         remember_target(request)
         raise LoginRequired
+    idle = timedelta(seconds=runtime.settings.web.idle_timeout_s)
     with runtime.db.session() as session:
-        user = load_staff_user(session, str(user_id))
-    if user is None:  # deactivated or removed since sign-in
+        live = _live_session(session, request.session.get("sid"), str(user_id), idle)
+        user = load_staff_user(session, str(user_id)) if live else None
+    if user is None:  # signed out, idle too long, or deactivated or removed since sign-in
         request.session.clear()
         remember_target(request)
         raise LoginRequired

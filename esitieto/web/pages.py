@@ -35,6 +35,7 @@ from esitieto.web.auth import (
     authenticate,
     check_csrf,
     csrf_token,
+    end_session,
     recent_failures,
     require,
     safe_next,
@@ -174,11 +175,12 @@ def login(
         )
         user_id = user.id if user else None
         user_language = user.language if user else None
+        if user_id is not None:
+            start_session(request, session, user_id, method="password")
     if user_id is None:
         t = messages(page_language(request))
         context = {"error": t.login_failed, "next": target}
         return render(request, "login.html", context, status=401)
-    start_session(request, user_id, method="password")
     if user_language in LANGUAGES:
         request.session["lang"] = user_language
     return RedirectResponse(target or "/", status_code=303)
@@ -206,9 +208,10 @@ def choose_language(
 
 
 @router.post("/logout")
-def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Response:
+def logout(request: Request, runtime: Rt, csrf: Annotated[str | None, Form()] = None) -> Response:
     check_csrf(request, csrf)
-    request.session.clear()
+    with runtime.db.session() as session:
+        end_session(request, session)
     return RedirectResponse("/login", status_code=303)
 
 

@@ -191,6 +191,37 @@ def test_logout_ends_the_session(client: TestClient) -> None:
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
+def test_a_copy_of_the_cookie_opens_nothing_after_sign_out(
+    client: TestClient, runtime: Runtime
+) -> None:
+    case_id = _add_case(runtime, urgency="urgent", rank=1, reason="Korkea kuume")
+    login(client)
+    stolen = dict(client.cookies)
+    token = _csrf(client, "/")
+    client.post("/logout", data={"csrf": token}, follow_redirects=False)
+    thief = TestClient(client.app, cookies=stolen)
+    response = thief.get(f"/cases/{case_id}", follow_redirects=False)
+    assert response.status_code == 303 and response.headers["location"] == "/login"
+    assert thief.get("/api/v1/stats?station=demo").status_code == 401
+
+
+def test_a_session_left_idle_ends(client: TestClient, runtime: Runtime) -> None:
+    from models import StaffSession
+
+    login(client)
+    assert client.get("/", follow_redirects=False).status_code == 200
+    idle = timedelta(seconds=runtime.settings.web.idle_timeout_s + 60)
+    with runtime.db.session() as s:
+        row = s.scalar(select(StaffSession).where(StaffSession.ended_at.is_(None)))
+        assert row is not None
+        row.last_seen_at -= idle
+        sid = row.id
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+    with runtime.db.session() as s:
+        row = s.get(StaffSession, sid)
+        assert row is not None and row.ended_at is not None
+
+
 def _pretriaged(runtime: Runtime, urgency: str, route: str, reason: str) -> str:
     from models import TriageDecision
 
