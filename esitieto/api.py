@@ -7,14 +7,14 @@ import io
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy import func, select, text
 
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import compute, local_days, local_today
-from esitieto.web.auth import Permission, StaffUser, require
+from esitieto.web.auth import NEXT_KEY, LoginRequired, Permission, StaffUser, current_user, require
 from models import Job, JobState
 from pretriage.analysis import AnalysisResult
 from summarizer.text.schemas import CallContext
@@ -83,8 +83,9 @@ def stats(
 
 
 @router.get("/healthz")
-def healthz(runtime: Rt) -> JSONResponse:
-    """Liveness and readiness: database, job queue backlog, speech model loaded."""
+def healthz(request: Request, runtime: Rt) -> JSONResponse:
+    """Liveness and readiness: database, job queue backlog, speech model loaded. A load
+    balancer gets the status alone; the details are for signed-in staff."""
     checks: dict[str, object] = {}
     ok = True
     try:
@@ -108,6 +109,10 @@ def healthz(runtime: Rt) -> JSONResponse:
     from summarizer.speech.stt import engine_loaded
 
     checks["asr_model_loaded"] = engine_loaded()
-    return JSONResponse(
-        {"status": "ok" if ok else "error", **checks}, status_code=200 if ok else 503
-    )
+    status = {"status": "ok" if ok else "error"}
+    try:
+        current_user(request, runtime)
+    except LoginRequired:
+        request.session.pop(NEXT_KEY, None)  # a probe is not a page to come back to
+        return JSONResponse(status, status_code=200 if ok else 503)
+    return JSONResponse({**status, **checks}, status_code=200 if ok else 503)

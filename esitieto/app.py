@@ -8,8 +8,9 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -24,7 +25,7 @@ from esitieto.limits import BodyLimit
 from esitieto.runtime import Runtime
 from esitieto.settings import Settings
 from esitieto.web import pages, staff
-from esitieto.web.auth import LoginRequired
+from esitieto.web.auth import LoginRequired, StaffUser, current_user
 from esitieto.worker import Worker
 from models import Station
 from voicebot import endpoints as voicebot_endpoints
@@ -96,7 +97,21 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
                 thread.join(timeout=30)
             runtime.close()
 
-    app = FastAPI(title="Esitieto", version="0.1.0", lifespan=lifespan)
+    # The API's description is for staff (below), and no Swagger page: it would load its
+    # scripts from a CDN that a hospital network does not reach and the pages' policy refuses.
+    app = FastAPI(
+        title="Esitieto",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(user: Annotated[StaffUser, Depends(current_user)]) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
     app.state.runtime = runtime
     app.state.voicebot = runtime.voicebot
     app.add_middleware(

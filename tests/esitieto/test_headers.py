@@ -26,3 +26,16 @@ def test_https_deployments_also_pin_https(runtime: Runtime) -> None:
     runtime.settings.web.secure_cookies = True
     with TestClient(create_app(runtime=runtime)) as secure:
         assert "max-age" in secure.get("/login").headers["strict-transport-security"]
+
+
+def test_health_details_and_the_api_description_are_for_staff(client: TestClient) -> None:
+    from tests.esitieto.test_web import login
+
+    probe = client.get("/healthz")
+    assert probe.status_code == 200 and probe.json() == {"status": "ok"}
+    assert client.get("/openapi.json", follow_redirects=False).status_code in (303, 401)
+    assert client.get("/docs").status_code == 404  # no page that loads scripts from a CDN
+    login(client)
+    details = client.get("/healthz").json()
+    assert details["status"] == "ok" and details["database"] == "ok"
+    assert "/api/v1/analyze" in client.get("/openapi.json").json()["paths"]
