@@ -129,6 +129,17 @@ def _call_params(form: dict[str, str]) -> service.CallParams:
         raise HTTPException(status_code=400, detail=str(exc)) from exc
 
 
+def _recording_fields(form: dict[str, str]) -> tuple[str, str | None]:
+    """``RecordingSid`` (empty when there is none) and ``RecordingUrl``, checked at the edge."""
+    sid = (form.get("RecordingSid") or "").strip()
+    if sid and not service.RECORDING_SID.fullmatch(sid):
+        raise HTTPException(status_code=400, detail="RecordingSid is not a Twilio recording SID")
+    url = form.get("RecordingUrl") or None
+    if url is not None and len(url) > 500:
+        raise HTTPException(status_code=400, detail="RecordingUrl longer than 500 characters")
+    return sid, url
+
+
 def _xml(body: str) -> Response:
     return Response(content=body, media_type=TWIML)
 
@@ -203,7 +214,7 @@ def gather(form: Form, deps: Deps, state: str) -> Response:
 def recorded(form: Form, deps: Deps, step: str = "reason") -> Response:
     """The ``<Record>`` action: keep the recording, then assess it while the caller waits."""
     params = _call_params(form)
-    recording_sid = (form.get("RecordingSid") or "").strip()
+    recording_sid, url = _recording_fields(form)
     with deps.session() as session:
         station, call = _require_call(session, params)
         if recording_sid:
@@ -211,7 +222,7 @@ def recorded(form: Form, deps: Deps, step: str = "reason") -> Response:
                 session,
                 call,
                 recording_sid=recording_sid,
-                url=form.get("RecordingUrl"),
+                url=url,
                 duration_s=_int(form.get("RecordingDuration")),
                 prompt_key=step[:32],
             )
@@ -356,7 +367,10 @@ def call_status(form: Form, deps: Deps) -> Response:
     """Call status callback: a final status ends the call and starts the pipeline."""
     params = _call_params(form)
     status = (form.get("CallStatus") or "").strip()
-    key = f"status:{params.call_sid}:{status}:{form.get('SequenceNumber', '')}"
+    if status not in service.CALL_STATUSES:
+        raise HTTPException(status_code=400, detail="unknown CallStatus")
+    sequence = (form.get("SequenceNumber") or "")[:10]
+    key = f"status:{params.call_sid}:{status}:{sequence}"
     with deps.session() as session:
         station = service.find_station(session, params.to_number)
         call = service.find_call(session, params.call_sid)
@@ -391,10 +405,12 @@ def call_status(form: Form, deps: Deps) -> Response:
 def recording_status(form: Form, deps: Deps, step: str = "reason") -> Response:
     """Recording status callback: the audio is ready to fetch, or there is none."""
     params = _call_params(form)
-    recording_sid = (form.get("RecordingSid") or "").strip()
+    recording_sid, url = _recording_fields(form)
     status = (form.get("RecordingStatus") or "").strip()
     if not recording_sid:
         raise HTTPException(status_code=400, detail="RecordingSid missing")
+    if status not in ("in-progress", "completed", "absent", "failed"):
+        raise HTTPException(status_code=400, detail="unknown RecordingStatus")
     with deps.session() as session:
         _station, call = _require_call(session, params)
         if not service.store_event(
@@ -411,7 +427,7 @@ def recording_status(form: Form, deps: Deps, step: str = "reason") -> Response:
             session,
             call,
             recording_sid=recording_sid,
-            url=form.get("RecordingUrl") if status == "completed" else None,
+            url=url if status == "completed" else None,
             duration_s=_int(form.get("RecordingDuration")),
             prompt_key=step[:32],
         )

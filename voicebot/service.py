@@ -8,6 +8,7 @@ record action, a status callback before either). Every write is keyed on Twilio'
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -65,15 +66,27 @@ class CallParams:
 
     @classmethod
     def from_form(cls, form: Mapping[str, str]) -> CallParams:
+        """Checked at the edge: what Twilio sends has a known shape, and nothing longer than
+        its column is ever stored."""
         call_sid = (form.get("CallSid") or "").strip()
         if not call_sid:
             raise ValueError("CallSid missing")
-        return cls(
-            call_sid=call_sid,
-            account_sid=form.get("AccountSid"),
-            from_number=(form.get("From") or None),
-            to_number=normalise_number(form.get("To") or form.get("Called") or ""),
-        )
+        if not CALL_SID.fullmatch(call_sid):
+            raise ValueError("CallSid is not a Twilio call SID")
+        account_sid = form.get("AccountSid") or None
+        if account_sid is not None and not ACCOUNT_SID.fullmatch(account_sid):
+            raise ValueError("AccountSid is not a Twilio account SID")
+        from_number = (form.get("From") or "").strip() or None
+        to_number = normalise_number(form.get("To") or form.get("Called") or "")
+        if (from_number and len(from_number) > 32) or len(to_number) > 32:
+            raise ValueError("From or To longer than a telephone number")
+        return cls(call_sid, account_sid, from_number, to_number)
+
+
+CALL_SID = re.compile(r"CA[0-9a-fA-F]{32}")
+ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
+RECORDING_SID = re.compile(r"RE[0-9a-fA-F]{32}")
+CALL_STATUSES = FINAL_CALL_STATUSES | {"queued", "initiated", "ringing", "in-progress"}
 
 
 def normalise_number(number: str) -> str:

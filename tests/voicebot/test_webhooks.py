@@ -427,3 +427,20 @@ def test_when_even_the_station_cannot_be_found_the_caller_is_told_to_call_again(
     said = _said(response.text)
     assert catalogue("fi").text("technical_problem") in said and "112" in said
     assert [v.tag for v in _verbs(response.text)][-1] == "Hangup"
+
+
+def test_fields_of_the_wrong_shape_or_length_are_refused_at_the_edge(
+    twilio: Twilio, runtime: Runtime
+) -> None:
+    huge = call_params(call_sid="CA" + "f" * 5000)
+    assert twilio.post("/twilio/voice", huge).status_code == 400
+    assert twilio.post("/twilio/voice", call_params(From="+" + "1" * 40)).status_code == 400
+    params = call_params()
+    assert twilio.post("/twilio/voice", params).status_code == 200
+    bad_recording = {**params, "RecordingSid": "RE" + "x" * 300, "RecordingStatus": "completed"}
+    assert twilio.post("/twilio/recording-status", bad_recording).status_code == 400
+    long_url = {**params, "RecordingSid": "RE" + "1" * 32, "RecordingUrl": "https://" + "a" * 600}
+    assert twilio.post("/twilio/recorded", long_url).status_code == 400
+    odd_status = {**params, "CallStatus": "x" * 100}
+    assert twilio.post("/twilio/status", odd_status).status_code == 400
+    assert _count(runtime, Call) == 1 and _count(runtime, Recording) == 0
