@@ -47,6 +47,9 @@ class WorkerSettings(BaseModel):
 class WebSettings(BaseModel):
     session_secret: SecretStr | None = None
     session_max_age_s: int = 12 * 3600
+    api_token: SecretStr | None = None
+    """A bearer token that lets a machine (a county's system, the evaluation harness) call
+    ``POST /api/v1/analyze`` without a staff sign-in; None: staff sign-in only."""
     idle_timeout_s: int = Field(default=3600, ge=60)
     """A staff session unused this long ends (the next click asks to sign in again)."""
     secure_cookies: bool = False

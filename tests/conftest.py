@@ -23,6 +23,7 @@ from esitieto.settings import (
     DatabaseSettings,
     DemoSettings,
     Settings,
+    WebSettings,
     WorkerSettings,
 )
 from esitieto.web.auth import use_password_hasher
@@ -126,6 +127,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
     return url
 
 
+API_TOKEN = "test-api-token-0123456789"
+API = {"Authorization": f"Bearer {API_TOKEN}"}
+"""Headers of a machine calling ``/api/v1/analyze`` with the configured token."""
+
+
 def make_settings(data_dir: Path, database_url: str | None = None, **worker: object) -> Settings:
     return Settings(
         data_dir=data_dir,
@@ -134,6 +140,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **worker: obj
             {"mode": "external", "poll_interval_s": 0.05, "retry_base_s": 0.05, **worker}
         ),
         twilio=TwilioSettings(auth_token=SecretStr("test-auth-token-0123456789abcdef")),
+        web=WebSettings(api_token=SecretStr(API_TOKEN)),
         demo=DemoSettings(nurse_password=SecretStr("demo-password")),
     )
 

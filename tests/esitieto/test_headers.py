@@ -6,11 +6,12 @@ from fastapi.testclient import TestClient
 
 from esitieto.app import create_app
 from esitieto.runtime import Runtime
+from tests.conftest import API
 
 
 def test_health_answers_are_not_stored_and_static_files_are(client: TestClient) -> None:
     for response in (
-        client.post("/api/v1/analyze", json={"text": "Yskää."}),
+        client.post("/api/v1/analyze", json={"text": "Yskää."}, headers=API),
         client.get("/login"),
     ):
         assert response.headers["cache-control"] == "no-store"

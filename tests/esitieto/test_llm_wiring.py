@@ -15,7 +15,7 @@ from esitieto.app import create_app, prepare
 from esitieto.runtime import Runtime
 from pretriage.analysis import analyze_text
 from summarizer.text.settings import SummarizerSettings
-from tests.conftest import fresh_sqlite, make_settings
+from tests.conftest import API, fresh_sqlite, make_settings
 from tests.summarizer.text.test_phrasing import FakeLLM, fake_llm  # noqa: F401 - the fixture
 
 TEXT = "Minulla on ollut yskää ja kuumetta kaksi päivää, lämpö 38,4. Ei hengenahdistusta."
@@ -48,7 +48,7 @@ def test_the_api_uses_a_grounded_rewording(llm_client: TestClient, fake_llm: Fak
     note = plain.summary.note.replace("Allergiat: ei kerrottu.", "Allergiat: ei mainittu.")
     assert note != plain.summary.note
     fake_llm.content = json.dumps({"reason": plain.summary.reason, "note": note})
-    out = llm_client.post("/api/v1/analyze", json={"id": "w1", "text": TEXT}).json()
+    out = llm_client.post("/api/v1/analyze", json={"id": "w1", "text": TEXT}, headers=API).json()
     assert out["generator"] == "openai:county-llm-8b", out.get("phrasing_fallback")
     assert "Allergiat: ei mainittu." in out["summary"]["note"]
     assert out["triage"] == plain.triage.model_dump(mode="json")
@@ -63,7 +63,7 @@ def test_the_api_falls_back_when_the_model_invents(
     plain = analyze_text(None, TEXT)
     invented = plain.summary.note.replace("Lääkitys: ei kerrottu.", "Lääkitys: Marevan.")
     fake_llm.content = json.dumps({"reason": plain.summary.reason, "note": invented})
-    out = llm_client.post("/api/v1/analyze", json={"text": TEXT}).json()
+    out = llm_client.post("/api/v1/analyze", json={"text": TEXT}, headers=API).json()
     assert out["generator"] == "deterministic"
     assert out["phrasing_fallback"] == "ungrounded_medication"
     assert out["summary"]["note"] == plain.summary.note

@@ -31,6 +31,7 @@ from models import (
     User,
     utcnow,
 )
+from tests.conftest import API
 
 
 def _csrf(client: TestClient, path: str = "/login") -> str:
@@ -675,12 +676,16 @@ def test_the_override_form_says_what_is_missing(client: TestClient, runtime: Run
 
 
 def test_the_analyze_api_says_what_it_did_not_understand(client: TestClient) -> None:
-    silent = client.post("/api/v1/analyze", json={"text": ""}).json()["triage"]
+    silent = client.post("/api/v1/analyze", json={"text": ""}, headers=API).json()["triage"]
     assert silent["uncertain"] and silent["route"] != "digital_path"
     assert [r["rule"] for r in silent["uncertain_reasons"]] == ["no-speech"]
-    vague = client.post("/api/v1/analyze", json={"text": "Olo on jotenkin outo."}).json()
+    vague = client.post(
+        "/api/v1/analyze", json={"text": "Olo on jotenkin outo."}, headers=API
+    ).json()
     assert vague["triage"]["uncertain"] and vague["triage"]["uncertain_reasons"]
-    plain = client.post("/api/v1/analyze", json={"text": "Haluaisin uusia reseptin."}).json()
+    plain = client.post(
+        "/api/v1/analyze", json={"text": "Haluaisin uusia reseptin."}, headers=API
+    ).json()
     assert plain["triage"]["uncertain"] is False and plain["triage"]["uncertain_reasons"] == []
 
 
@@ -689,7 +694,7 @@ def test_a_lone_surrogate_is_read_as_an_unreadable_letter_not_a_500(client: Test
         b'{"id": "s\\ud800", "text": "Minulla on kuumetta \\udc00 kolme p\\u00e4iv\\u00e4\\u00e4."}'
     )
     response = client.post(
-        "/api/v1/analyze", content=body, headers={"content-type": "application/json"}
+        "/api/v1/analyze", content=body, headers={**API, "content-type": "application/json"}
     )
     assert response.status_code == 200, response.text
     out = response.json()
@@ -698,7 +703,17 @@ def test_a_lone_surrogate_is_read_as_an_unreadable_letter_not_a_500(client: Test
 
 def test_the_analyze_api_reads_by_meaning_too(client: TestClient, runtime: Runtime) -> None:
     text = "Kurkku tuntuu ahtaalta."
-    out = client.post("/api/v1/analyze", json={"text": text}).json()
+    out = client.post("/api/v1/analyze", json={"text": text}, headers=API).json()
     # the same reading as the product's own analyzer, detector included
     assert out["triage"] == runtime.analyzer(None, text).triage.model_dump(mode="json")
     assert runtime.analyzer.detector is not None
+
+
+def test_analysing_health_text_needs_staff_or_the_api_token(client: TestClient) -> None:
+    body = {"text": "Yskää kolme päivää."}
+    assert client.post("/api/v1/analyze", json=body).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-token"}
+    assert client.post("/api/v1/analyze", json=body, headers=wrong).status_code == 401
+    assert client.post("/api/v1/analyze", json=body, headers=API).status_code == 200
+    login(client)
+    assert client.post("/api/v1/analyze", json=body).status_code == 200
