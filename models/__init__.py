@@ -1,6 +1,6 @@
 """The SQLAlchemy data model and its Alembic migrations (``models/migrations``)."""
 
-from models.audit import AuditEvent
+from models.audit import AuditEvent, LoginThrottle
 from models.base import Base, utcnow
 from models.call import (
     Call,
@@ -32,6 +32,7 @@ __all__ = [
     "Job",
     "JobKind",
     "JobState",
+    "LoginThrottle",
     "Recording",
     "RecordingState",
     "Role",

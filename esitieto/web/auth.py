@@ -13,7 +13,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request
-from sqlalchemy import func, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from esitieto.runtime import Runtime, get_runtime
-from models import AuditEvent, Role, StaffSession, StationMembership, User, utcnow
+from models import LoginThrottle, Role, StaffSession, StationMembership, User, utcnow
 
 _hasher = PasswordHasher()
 # Verifying against this keeps a wrong username as slow as a wrong password.
@@ -33,11 +33,14 @@ _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD_LENGTH = 12
 MIN_DISTINCT_CHARACTERS = 5
-MAX_FAILED_LOGINS = 5
-FAILED_LOGIN_WINDOW = timedelta(minutes=15)
-"""After this many wrong passwords for one username in the window, sign-in waits: guessing
-a password one try at a time becomes hopeless, and a nurse who mistypes is not locked out
-for long."""
+FREE_ATTEMPTS = {"user": 5, "addr": 30}
+"""Sign-in attempts without delay in the window, per username and per source address (a
+hospital's nurses may share one address)."""
+ATTEMPT_WINDOW = timedelta(minutes=15)
+"""An account or address that has not tried for this long starts again from zero."""
+MAX_DELAY = timedelta(minutes=15)
+"""Beyond the free attempts each one doubles the wait, up to this: guessing becomes hopeless
+while a nurse who mistypes is never locked out for long."""
 
 
 def use_password_hasher(hasher: PasswordHasher) -> None:
@@ -62,22 +65,63 @@ def password_problem(password: str) -> str | None:
     return None
 
 
-def recent_failures(session: Session, username: str) -> int:
-    """Wrong sign-ins for ``username`` within the window (counted from the audit log, so every
-    web replica sees the same count)."""
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(AuditEvent)
+def claim_attempt(session: Session, keys: list[str], now: datetime) -> timedelta | None:
+    """Claim one sign-in attempt for every key (``user:<name>``, ``addr:<address>``) before any
+    password is checked; None when it may go ahead, else how long to wait.
+
+    Each claim is a compare-and-set on the key's row: of parallel attempts that read the same
+    count, one moves it on and the others wait, so a burst gets no more tries than a queue.
+    """
+    for key in keys:
+        _add_if_missing(session, key, now)
+    waits: list[timedelta] = []
+    claims: list[tuple[LoginThrottle, int]] = []
+    for key in keys:
+        row = session.get(LoginThrottle, key, populate_existing=True)
+        assert row is not None
+        if row.next_allowed_at > now:
+            waits.append(row.next_allowed_at - now)
+            continue
+        fresh = now - row.last_attempt_at > ATTEMPT_WINDOW
+        claims.append((row, 1 if fresh else row.attempts + 1))
+    if waits:
+        return max(waits)
+    for row, attempts in claims:
+        free = FREE_ATTEMPTS[row.key.split(":", 1)[0]]
+        over = attempts - free
+        delay = min(MAX_DELAY, timedelta(seconds=2 ** min(over, 20))) if over > 0 else None
+        claimed = session.execute(
+            update(LoginThrottle)
             .where(
-                AuditEvent.action == "login_failed",
-                AuditEvent.object_type == "username",
-                AuditEvent.object_id == username,
-                AuditEvent.at >= utcnow() - FAILED_LOGIN_WINDOW,
+                LoginThrottle.key == row.key,
+                LoginThrottle.attempts == row.attempts,
+                LoginThrottle.last_attempt_at == row.last_attempt_at,
             )
+            .values(
+                attempts=attempts,
+                last_attempt_at=now,
+                next_allowed_at=now + delay if delay else now,
+            )
+            .execution_options(synchronize_session=False)
         )
-        or 0
-    )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return timedelta(seconds=1)  # another attempt won the row: try again shortly
+    return None
+
+
+def forget_attempts(session: Session, username: str) -> None:
+    """A right password: the account starts again from zero (its address does not)."""
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == f"user:{username}"))
+
+
+def _add_if_missing(session: Session, key: str, now: datetime) -> None:
+    """INSERT that leaves an existing row alone, on SQLite and PostgreSQL alike."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    values = {"key": key, "attempts": 0, "last_attempt_at": now, "next_allowed_at": now}
+    session.execute(insert(LoginThrottle).values(**values).on_conflict_do_nothing())
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
@@ -27,16 +28,15 @@ from sqlalchemy.orm import Session
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import LOCAL_TZ, Stats, compute, local_days
 from esitieto.web.auth import (
-    FAILED_LOGIN_WINDOW,
-    MAX_FAILED_LOGINS,
     NEXT_KEY,
     Permission,
     StaffUser,
     authenticate,
     check_csrf,
+    claim_attempt,
     csrf_token,
     end_session,
-    recent_failures,
+    forget_attempts,
     require,
     safe_next,
     start_session,
@@ -158,15 +158,20 @@ def login(
     check_csrf(request, csrf)
     name = username.strip()[:64]
     target = safe_next(next)
-    with runtime.db.session() as session:
-        if recent_failures(session, name) >= MAX_FAILED_LOGINS:
+    address = request.client.host if request.client else "unknown"
+    with runtime.db.session() as session:  # claimed and committed before any password check
+        wait = claim_attempt(session, [f"user:{name}", f"addr:{address}"[:160]], utcnow())
+        if wait is not None:
             session.add(
                 AuditEvent(action="login_throttled", object_type="username", object_id=name)
             )
-            t = messages(page_language(request))
-            minutes = int(FAILED_LOGIN_WINDOW.total_seconds() // 60)
-            error = t.login_throttled.format(minutes=minutes)
-            return render(request, "login.html", {"error": error, "next": target}, status=429)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait.total_seconds()))
+        error = messages(page_language(request)).login_throttled.format(seconds=seconds)
+        response = render(request, "login.html", {"error": error, "next": target}, status=429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    with runtime.db.session() as session:
         user = authenticate(session, name, password)
         session.add(
             AuditEvent(user_id=user.id, action="login", object_type="user", object_id=user.id)
@@ -176,6 +181,7 @@ def login(
         user_id = user.id if user else None
         user_language = user.language if user else None
         if user_id is not None:
+            forget_attempts(session, name)
             start_session(request, session, user_id, method="password")
     if user_id is None:
         t = messages(page_language(request))
