@@ -34,9 +34,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}"
     lines = [f"Esitieto: {url}", f"database: {runtime.db.engine.url.render_as_string()}"]
     if demo is not None:
+        # On a terminal (``make run``) the password is shown; anywhere else (a service whose
+        # output goes to a log) it is never written: it is in the data directory's secrets.
+        secrets_file = runtime.settings.data_dir / "secrets.json"
+        password = (
+            demo.password
+            if sys.stdout.isatty()
+            else "ESITIETO_DEMO__NURSE_PASSWORD"
+            if runtime.settings.demo.nurse_password
+            else f"demo_nurse_password in {secrets_file}"
+        )
         lines += [
             "",
-            f"Demo sign-in (password {demo.password}):",
+            f"Demo sign-in (password {password}):",
             f"  nurse          {demo.username}",
             f"  station lead   {demo.lead_username}",
             f"  administrator  {demo.admin_username}",

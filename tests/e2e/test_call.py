@@ -121,3 +121,9 @@ def test_words_given_as_heard_are_the_transcript_and_say_so(
         _sign_in(browser)
         page = browser.get(f"/cases/{case['case_id']}").text
     assert messages("fi").transcript_given in page
+
+
+def test_a_server_writing_to_a_log_never_writes_a_password(server: str, tmp_path: Path) -> None:
+    log = (tmp_path / "serve.log").read_text(encoding="utf-8")
+    assert "Demo sign-in" in log and "hoitaja" in log  # the logins are still told
+    assert "e2e-password" not in log and "ESITIETO_DEMO__NURSE_PASSWORD" in log
