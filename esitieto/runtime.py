@@ -55,6 +55,7 @@ class Runtime:
             self.settings.twilio.account_sid,
             self.settings.twilio_auth_token.get_secret_value(),
             timeout_s=self.settings.twilio.recording_fetch_timeout_s,
+            max_bytes=self.settings.twilio.recording_max_bytes,
         )
 
     @cached_property

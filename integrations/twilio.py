@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,6 +21,9 @@ class TwilioSettings(BaseModel):
     Signatures are computed over the exact URL Twilio requested; behind a TLS-terminating
     proxy the app sees another one, so set this there."""
     recording_fetch_timeout_s: float = 30.0
+    """The whole download's deadline, not each read's."""
+    recording_max_bytes: int = 25_000_000
+    """A recording is at most a few minutes of 8 kHz audio (about 1 MB a minute as WAV)."""
     region: str | None = None
     edge: str | None = None
     api_base_url: str | None = None
@@ -54,12 +58,28 @@ class FetchedRecording:
     content_type: str
 
 
-class RecordingFetcher:
-    """Downloads a recording as WAV with the account's credentials (HTTP basic auth)."""
+REDIRECT_HOSTS = ("twilio.com", "twiliocdn.com")
+"""Where a recording download may be redirected (Twilio's own hosts, over https)."""
 
-    def __init__(self, account_sid: str, auth_token: str, *, timeout_s: float = 30.0) -> None:
+
+class RecordingFetcher:
+    """Downloads a recording as WAV with the account's credentials (HTTP basic auth).
+
+    What comes back must be audio, arrive within one overall deadline and stay under a size
+    cap; a redirect is followed only on the same host or to Twilio's own hosts over https,
+    and the credentials go only to the host that was asked."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        timeout_s: float = 30.0,
+        max_bytes: int = 25_000_000,
+    ) -> None:
         self._auth = (account_sid, auth_token)
         self._timeout = timeout_s
+        self._max_bytes = max_bytes
 
     @staticmethod
     def media_url(recording_url: str) -> str:
@@ -69,16 +89,50 @@ class RecordingFetcher:
         )
 
     def fetch(self, recording_url: str) -> FetchedRecording:
-        url = self.media_url(recording_url)
+        url = httpx.URL(self.media_url(recording_url))
+        origin = url.host
+        deadline = time.monotonic() + self._timeout
         try:
-            response = httpx.get(url, auth=self._auth, timeout=self._timeout, follow_redirects=True)
+            with httpx.Client(timeout=self._timeout, follow_redirects=False) as client:
+                for _ in range(4):  # the request and up to three redirects
+                    auth = self._auth if url.host == origin else None
+                    with client.stream("GET", url, auth=auth) as response:
+                        if response.is_redirect:
+                            url = self._redirect(url, response, origin)
+                            continue
+                        return self._read(response, deadline)
         except httpx.HTTPError as exc:
             raise RecordingFetchError(f"recording download failed: {type(exc).__name__}") from exc
+        raise RecordingFetchError("recording download redirected too often")
+
+    @staticmethod
+    def _redirect(url: httpx.URL, response: httpx.Response, origin: str) -> httpx.URL:
+        target = url.join(response.headers.get("location", ""))
+        twilio = target.scheme == "https" and any(
+            target.host == h or target.host.endswith("." + h) for h in REDIRECT_HOSTS
+        )
+        if target.host != origin and not twilio:
+            raise RecordingFetchError("recording download redirected to another host: refused")
+        return target
+
+    def _read(self, response: httpx.Response, deadline: float) -> FetchedRecording:
         if response.status_code == 404:
             raise RecordingNotReady("recording not available yet (404)")
         if response.status_code >= 400:
             raise RecordingFetchError(f"recording download failed: HTTP {response.status_code}")
-        if not response.content:
-            raise RecordingFetchError("recording download returned no data")
         content_type = response.headers.get("content-type", "audio/wav").split(";")[0].strip()
-        return FetchedRecording(data=response.content, content_type=content_type)
+        if not content_type.lower().startswith("audio/"):
+            raise RecordingFetchError(f"recording download is not audio ({content_type[:40]})")
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_bytes:
+            raise RecordingFetchError(f"recording over {self._max_bytes} bytes: refused")
+        data = bytearray()
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) > self._max_bytes:
+                raise RecordingFetchError(f"recording over {self._max_bytes} bytes: refused")
+            if time.monotonic() > deadline:
+                raise RecordingFetchError("recording download over its deadline")
+        if not data:
+            raise RecordingFetchError("recording download returned no data")
+        return FetchedRecording(data=bytes(data), content_type=content_type)
