@@ -270,19 +270,15 @@ def _resemblances(detection: Detection | None, language: str, facts: Facts) -> _
             ),
             evidence=[r.evidence.text],
         )
-        if sign.urgency == "emergency":
-            strong = th.emergency_explained if r.explained else th.emergency_unexplained
-            if r.probability >= strong:
-                out.emergency.append(reason)
-            elif r.probability >= th.possible_emergency:
-                out.possible.append(reason)
-                out.possible_signs.append(sign.id)
-            else:
-                continue
+        strength = th.strength(sign.urgency, r.probability, r.explained)
+        if strength is None:
+            continue
+        if strength == "emergency":
+            out.emergency.append(reason)
+        elif strength == "possible":
+            out.possible.append(reason)
+            out.possible_signs.append(sign.id)
         else:
-            strong = th.urgent_explained if r.explained else th.urgent_unexplained
-            if r.probability < strong:
-                continue
             out.urgent.append(reason)
         seen.add(sign.id)
     return out

@@ -41,22 +41,16 @@ class Verdict:
 
 def detector_alone(detection: Detection, book: SignBook) -> Verdict:
     """What the resemblances would decide with no rules at all."""
-    th = book.thresholds
     urgency = "non_urgent"
     for r in detection.resemblances:
         sign = book.signs[r.sign]
         if not sign.raises:
             continue
-        if sign.urgency == "emergency":
-            strong = th.emergency_explained if r.explained else th.emergency_unexplained
-            if r.probability >= strong:
-                return Verdict("emergency", "nurse_queue", uncertain=True)
-            if r.probability >= th.possible_emergency:
-                urgency = "urgent"
-        else:
-            strong = th.urgent_explained if r.explained else th.urgent_unexplained
-            if r.probability >= strong:
-                urgency = "urgent"
+        strength = book.thresholds.strength(sign.urgency, r.probability, r.explained)
+        if strength == "emergency":
+            return Verdict("emergency", "nurse_queue", uncertain=True)
+        if strength is not None:
+            urgency = "urgent"
     route = "nurse_queue" if urgency != "non_urgent" else "callback"
     return Verdict(urgency, route, uncertain=bool(detection.health_talk))
 

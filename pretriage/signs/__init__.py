@@ -64,6 +64,20 @@ class Thresholds:
     similarity: float
     """A resemblance needs an example of its sign at least this similar (cosine) to the clause."""
 
+    def strength(
+        self, urgency: Urgency, probability: float, explained: bool
+    ) -> Literal["emergency", "possible", "urgent"] | None:
+        """What a resemblance to a sign of ``urgency`` this strong may do: raise to an
+        emergency, make a possible emergency (urgent, asked on the keypad), raise to urgent,
+        or nothing."""
+        if urgency == "emergency":
+            strong = self.emergency_explained if explained else self.emergency_unexplained
+            if probability >= strong:
+                return "emergency"
+            return "possible" if probability >= self.possible_emergency else None
+        strong = self.urgent_explained if explained else self.urgent_unexplained
+        return "urgent" if probability >= strong else None
+
 
 MatterKind = Literal["symptom", "admin", "talk"]
 
