@@ -15,9 +15,9 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, text, update
 
-from esitieto.app import create_app, prepare
+from esitieto.app import create_app, make_worker, prepare
 from esitieto.runtime import Runtime
 from esitieto.settings import (
     DatabaseSettings,
@@ -28,6 +28,7 @@ from esitieto.settings import (
 )
 from esitieto.web.auth import use_password_hasher
 from integrations.twilio import TwilioSettings, sign
+from models import Job, JobState, utcnow
 from summarizer.speech.bundled_model import ensure_bundled_model
 
 
@@ -258,3 +259,14 @@ def silent_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
     )
     return out
+
+
+def drain(runtime: Runtime, max_runs: int = 100) -> None:
+    """Run the jobs until none is left, skipping retry backoffs."""
+    worker = make_worker(runtime)
+    for _ in range(max_runs):
+        with runtime.db.session() as s:
+            s.execute(update(Job).where(Job.state == JobState.QUEUED).values(run_after=utcnow()))
+        if not worker.run_one():
+            return
+    raise AssertionError("jobs did not settle")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
-from esitieto.app import make_worker
 from esitieto.runtime import Runtime
 from integrations.jobs import enqueue
 from models import (
@@ -20,17 +19,8 @@ from models import (
     Transcript,
     utcnow,
 )
+from tests.conftest import drain
 from voicebot.tasks import Pipeline
-
-
-def _drain(runtime: Runtime) -> None:
-    worker = make_worker(runtime)
-    for _ in range(50):
-        with runtime.db.session() as s:
-            s.execute(update(Job).where(Job.state == JobState.QUEUED).values(run_after=utcnow()))
-        if not worker.run_one():
-            return
-    raise AssertionError("jobs did not settle")
 
 
 def _ended_call(runtime: Runtime, sid: str, minutes_ago: float, recording: str) -> str:
@@ -70,7 +60,7 @@ def test_a_case_left_waiting_for_nothing_is_finished(runtime: Runtime) -> None:
     with runtime.db.session() as s:
         queued = {j.key for j in s.scalars(select(Job).where(Job.state == JobState.QUEUED))}
     assert queued == {stalled, waiting} and recent not in queued
-    _drain(runtime)
+    drain(runtime)
     assert _state(runtime, stalled) == CallState.READY
     assert sweep() == 0  # nothing is left waiting
 
@@ -81,7 +71,7 @@ def test_a_recording_twilio_never_reported_is_given_up_and_the_case_finished(
     hours = runtime.settings.worker.abandoned_call_after_s / 60 + 1
     forgotten = _ended_call(runtime, "CA" + "4" * 32, hours, RecordingState.PENDING)
     assert Pipeline(runtime.voicebot).sweep_stalled_cases() == 1
-    _drain(runtime)
+    drain(runtime)
     with runtime.db.session() as s:
         call = s.get(Call, forgotten)
         assert call is not None and call.state == CallState.READY and call.route is not None

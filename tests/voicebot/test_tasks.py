@@ -5,39 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from esitieto.app import make_worker
 from esitieto.runtime import Runtime
 from models import (
     Call,
     Callback,
     CallState,
-    Job,
     JobKind,
-    JobState,
     Recording,
     RecordingState,
     Summary,
     Transcript,
     TriageDecision,
-    utcnow,
 )
-from tests.conftest import Twilio, call_params
+from tests.conftest import Twilio, call_params, drain
 from voicebot.simulator import RecordingServer
 
 pytestmark = pytest.mark.slow
-
-
-def drain(runtime: Runtime, max_runs: int = 100) -> None:
-    """Run jobs until none is left, skipping retry backoffs."""
-    worker = make_worker(runtime)
-    for _ in range(max_runs):
-        with runtime.db.session() as s:
-            s.execute(update(Job).where(Job.state == JobState.QUEUED).values(run_after=utcnow()))
-        if not worker.run_one():
-            return
-    raise AssertionError("jobs did not settle")
 
 
 def _count(runtime: Runtime, model: type) -> int:
