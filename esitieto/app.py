@@ -26,7 +26,7 @@ from esitieto.runtime import Runtime
 from esitieto.settings import Settings
 from esitieto.web import pages, staff
 from esitieto.web.auth import LoginRequired, StaffUser, current_user
-from esitieto.worker import Worker
+from esitieto.worker import Periodic, Worker
 from models import Station
 from voicebot import endpoints as voicebot_endpoints
 from voicebot.tasks import Pipeline
@@ -66,7 +66,11 @@ def make_worker(runtime: Runtime) -> Worker:
         runtime.db,
         runtime.settings.worker,
         pipeline.specs(),
-        periodic=[pipeline.sweep_abandoned_calls, pipeline.sweep_stalled_cases],
+        periodic=[
+            Periodic(runtime.settings.worker.reconcile_every_s, pipeline.reconcile_with_twilio),
+            Periodic(runtime.settings.worker.sweep_every_s, pipeline.sweep_abandoned_calls),
+            Periodic(runtime.settings.worker.sweep_every_s, pipeline.sweep_stalled_cases),
+        ],
     )
 
 

@@ -13,7 +13,7 @@ from fastapi import Request
 from esitieto.db import Database
 from esitieto.settings import Settings
 from integrations.storage import LocalFileStorage, Storage
-from integrations.twilio import RecordingFetcher
+from integrations.twilio import CallsApi, RecordingFetcher, api_base_url
 from models import utcnow
 
 if TYPE_CHECKING:
@@ -56,6 +56,21 @@ class Runtime:
             self.settings.twilio_auth_token.get_secret_value(),
             timeout_s=self.settings.twilio.recording_fetch_timeout_s,
             max_bytes=self.settings.twilio.recording_max_bytes,
+            api_base_url=self.settings.twilio.api_base_url,
+            allow_loopback=self.settings.twilio.allow_local_recordings,
+        )
+
+    @cached_property
+    def calls_api(self) -> CallsApi | None:
+        """Twilio's Calls API, for reconciling calls whose final callback was lost; None
+        without a Twilio account (no auth token configured, no API host given)."""
+        tw = self.settings.twilio
+        if tw.auth_token is None and tw.api_base_url is None:
+            return None
+        return CallsApi(
+            tw.account_sid,
+            self.settings.twilio_auth_token.get_secret_value(),
+            base_url=tw.api_base_url or api_base_url(tw.region, tw.edge),
         )
 
     @cached_property
@@ -122,6 +137,7 @@ class Runtime:
             analyze=self.analyzer,
             identity_key=settings.identity_key,
             sms=self.sms,
+            call_at_twilio=self.calls_api.fetch if self.calls_api else None,
             in_call_budget_s=settings.voicebot.in_call_budget_s,
             abandoned_call_after_s=settings.worker.abandoned_call_after_s,
             clock=lambda: self.clock(),  # read at each use: a test may pin it later

@@ -42,6 +42,11 @@ class WorkerSettings(BaseModel):
     retry_base_s: float = 2.0
     abandoned_call_after_s: float = 4 * 3600.0
     """A call with no final status callback after this long is closed and processed anyway."""
+    reconcile_every_s: float = Field(default=300.0, ge=10.0)
+    """How often (and at start) calls still in progress are checked with Twilio's Calls API,
+    so a lost final status callback delays a case by minutes, not hours."""
+    sweep_every_s: float = Field(default=30.0, ge=1.0)
+    """How often stalled and abandoned cases are looked for."""
 
 
 class WebSettings(BaseModel):

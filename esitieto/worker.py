@@ -39,6 +39,14 @@ class ClaimedJob:
     max_attempts: int
 
 
+@dataclass(frozen=True)
+class Periodic:
+    """Housekeeping the worker runs at start and then every ``every_s`` seconds."""
+
+    every_s: float
+    run: Callable[[], object]
+
+
 def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -50,7 +58,7 @@ class Worker:
     db: Database
     settings: WorkerSettings
     specs: dict[str, JobSpec]
-    periodic: list[Callable[[], object]] = field(default_factory=list)
+    periodic: list[Periodic] = field(default_factory=list)
     worker_id: str = field(default_factory=make_worker_id)
     stop: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)
@@ -173,17 +181,22 @@ class Worker:
                 released += 1
         return released
 
-    def run_forever(self, periodic_every_s: float = 30.0) -> None:
+    def run_periodic(self, due: list[float]) -> None:
+        """Run each housekeeping task whose time has come (``due``: when each is next due)."""
+        for i, task in enumerate(self.periodic):
+            if time.monotonic() < due[i]:
+                continue
+            try:
+                task.run()
+            except Exception:
+                log.exception("periodic task failed")
+            due[i] = time.monotonic() + task.every_s
+
+    def run_forever(self) -> None:
         self.release_dead_local_leases()
-        next_periodic = 0.0
+        due = [0.0] * len(self.periodic)
         while not self.stop.is_set():
-            if time.monotonic() >= next_periodic:
-                for task in self.periodic:
-                    try:
-                        task()
-                    except Exception:
-                        log.exception("periodic task failed")
-                next_periodic = time.monotonic() + periodic_every_s
+            self.run_periodic(due)
             try:
                 worked = self.run_one()
             except Exception:  # database unavailable etc.: wait and try again

@@ -15,9 +15,10 @@ from urllib.parse import quote
 
 import httpx
 
+from integrations.twilio import API_VERSION, api_base_url
+
 log = logging.getLogger(__name__)
 
-API_VERSION = "2010-04-01"
 MAX_BODY_CHARS = 1600
 """Twilio rejects longer bodies (error 21617); checking first saves a doomed request."""
 
@@ -72,18 +73,6 @@ class SmsError(Exception):
         """Twilio's error code (e.g. 21211) when the response carried one."""
         self.http_status = http_status
         """None when no HTTP response arrived (timeout, connection failure)."""
-
-
-def api_base_url(region: str | None = None, edge: str | None = None) -> str:
-    """The REST host for a Twilio region/edge, by the same rule as the Twilio SDK.
-
-    ``api.{edge}.{region}.twilio.com``; an edge without a region means ``us1`` and a region
-    without an edge leaves the edge out (``api.ie1.twilio.com``), as the SDK's client does.
-    """
-    if not region and not edge:
-        return "https://api.twilio.com"
-    region = region or "us1"
-    return "https://" + ".".join(part for part in ("api", edge, region, "twilio.com") if part)
 
 
 def _check_to(to: str) -> None:

@@ -140,7 +140,9 @@ def make_settings(data_dir: Path, database_url: str | None = None, **worker: obj
         worker=WorkerSettings.model_validate(
             {"mode": "external", "poll_interval_s": 0.05, "retry_base_s": 0.05, **worker}
         ),
-        twilio=TwilioSettings(auth_token=SecretStr("test-auth-token-0123456789abcdef")),
+        twilio=TwilioSettings(
+            auth_token=SecretStr("test-auth-token-0123456789abcdef"), allow_local_recordings=True
+        ),
         web=WebSettings(api_token=SecretStr(API_TOKEN)),
         demo=DemoSettings(nurse_password=SecretStr("demo-password")),
     )

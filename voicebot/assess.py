@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from integrations.twilio import FetchedRecording, RecordingFetchError, RecordingNotReady
+from integrations.twilio import RecordingFetchError, RecordingNotReady
 from pretriage.detector import Detection, DetectorError, SignDetector
 from pretriage.engine import decide
 from pretriage.ruleset import default_ruleset
@@ -26,6 +25,7 @@ from summarizer.speech.stt import (
 )
 from summarizer.text.extract import summarize
 from summarizer.text.schemas import CallContext, Summary
+from voicebot.deps import FetchRecording
 from voicebot.dialogue import Answers, Assessment
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,20 @@ class Heard:
 
 
 def hear(
-    fetch: Callable[[str], FetchedRecording],
+    fetch: FetchRecording,
     engine: SpeechToText,
     recording_url: str,
     *,
     language: str,
     budget_s: float,
 ) -> Heard | None:
-    """Fetch and transcribe the answer within ``budget_s``; None when it is not done in time
-    or cannot be done (the caller then goes to a nurse)."""
+    """Fetch and transcribe the answer within ``budget_s``, the download included; None when
+    it is not done in time or cannot be done (the caller then goes to a nurse)."""
     deadline = time.monotonic() + budget_s
     data: bytes | None = None
     while data is None:
         try:
-            data = fetch(recording_url).data
+            data = fetch(recording_url, timeout_s=deadline - time.monotonic()).data
         except RecordingNotReady:
             if time.monotonic() + FETCH_RETRY_S >= deadline:
                 return None

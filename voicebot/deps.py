@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import Request
 from pydantic import SecretStr
@@ -22,9 +22,15 @@ from models import utcnow
 if TYPE_CHECKING:
     from integrations.sms import SmsSender
     from integrations.storage import Storage
-    from integrations.twilio import FetchedRecording
+    from integrations.twilio import CallAtTwilio, FetchedRecording
     from pretriage.analysis import Analyzer
     from summarizer.speech.stt import SpeechToText
+
+
+class FetchRecording(Protocol):
+    def __call__(
+        self, recording_url: str, *, timeout_s: float | None = None
+    ) -> FetchedRecording: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,8 @@ class VoicebotDeps:
     """The Twilio auth token: checks ``X-Twilio-Signature``."""
     public_base_url: str | None
     """The URL Twilio calls when the app is behind a proxy (signatures cover the URL)."""
-    fetch_recording: Callable[[str], FetchedRecording]
+    fetch_recording: FetchRecording
+    """Downloads a recording; ``timeout_s`` bounds the whole download (the in-call budget)."""
     storage: Storage
     speech_to_text: Callable[[], SpeechToText]
     """The process-wide engine, loaded on first use."""
@@ -45,6 +52,8 @@ class VoicebotDeps:
     """Seals keyed identity codes (AES-256-GCM)."""
     sms: SmsSender | None
     """None: no SMS sender configured, so no caller is offered a digital path's link."""
+    call_at_twilio: Callable[[str], CallAtTwilio | None] | None = None
+    """Asks Twilio's Calls API how a call stands (None: no Twilio account configured)."""
     in_call_budget_s: float = 8.0
     abandoned_call_after_s: float = 4 * 3600.0
     clock: Callable[[], datetime] = field(default=utcnow)

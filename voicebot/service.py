@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from integrations.jobs import enqueue
+from integrations.twilio import FINAL_STATUSES
 from models import (
     Call,
     Callback,
@@ -38,7 +39,7 @@ from voicebot.dialogue import FEEDBACK_QUESTIONS, Answers, Step
 from voicebot.identity import IdentityError, IdentityVault
 from voicebot.prompts import Catalogue
 
-FINAL_CALL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+FINAL_CALL_STATUSES = FINAL_STATUSES
 
 # Only these webhook fields are kept with an event: none identifies the caller.
 _EVENT_FIELDS = (

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hmac
 import http.server
+import json
 import math
 import mimetypes
 import struct
@@ -21,8 +22,8 @@ import uuid
 import wave
 import xml.etree.ElementTree as ET
 from collections import deque
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ class SimulationError(Exception):
 
 
 class RecordingServer:
-    """Serves the caller's audio files the way Twilio serves recordings."""
+    """Serves the caller's audio files the way Twilio serves recordings, and answers Twilio's
+    Calls API for the calls it played (``GET …/Calls/{CallSid}.json``), so a server pointed
+    at it (``ESITIETO_TWILIO__API_BASE_URL``) can reconcile a call whose final status
+    callback was lost."""
 
     def __init__(self, account_sid: str, auth_token: str) -> None:
         self.account_sid = account_sid
@@ -52,6 +56,8 @@ class RecordingServer:
             "ascii"
         )
         self._files: dict[str, Path] = {}
+        self.calls: dict[str, tuple[str, int | None]] = {}
+        """CallSid → (Twilio's status, duration in seconds once ended)."""
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -64,6 +70,9 @@ class RecordingServer:
                     return
                 name = self.path.rstrip("/").rsplit("/", 1)[-1]
                 sid = name.split(".", 1)[0]
+                if "/Calls/" in self.path:
+                    self._call(sid)
+                    return
                 path = server._files.get(sid)
                 if path is None or not path.is_file():
                     self.send_response(404)
@@ -76,6 +85,23 @@ class RecordingServer:
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _call(self, sid: str) -> None:
+                known = server.calls.get(sid)
+                status, duration = known if known else (None, None)
+                body = json.dumps(
+                    {"sid": sid, "account_sid": server.account_sid, "status": status,
+                     "duration": None if duration is None else str(duration),
+                     "direction": "inbound", "api_version": TWILIO_API_VERSION}
+                    if known
+                    else {"code": 20404, "message": "The requested resource was not found",
+                          "status": 404}
+                ).encode()  # fmt: skip
+                self.send_response(200 if known else 404)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -291,13 +317,19 @@ def play_call(
     hangup_after: int | None = None,
     give_transcript: Callable[[str, str], None] | None = None,
     as_heard: list[str] | None = None,
+    media: RecordingServer | None = None,
+    lose_final_status: bool = False,
 ) -> PlayedCall:
     """Play one call against the webhooks at ``base_url`` and hang up (final status callback).
 
     ``as_heard`` answers recorded questions with given words instead of audio (demos and
     training, where the bundled model would garble synthetic speech): each answer is a short
     tone served as the recording, and ``give_transcript(recording_sid, text)`` stores the words
-    before Twilio's callbacks are posted, so the pipeline uses them instead of recognising."""
+    before Twilio's callbacks are posted, so the pipeline uses them instead of recognising.
+
+    ``media``: a recording server that outlives the call (one is made for the call if None);
+    ``lose_final_status``: the call ends at "Twilio" but its final status callback is never
+    posted, as when the server was down, so only reconciliation can end it."""
     for path in audio:
         if not path.is_file():
             raise SimulationError(f"{path}: no such audio file")
@@ -314,7 +346,8 @@ def play_call(
         "ApiVersion": TWILIO_API_VERSION,
     }
     started = time.monotonic()
-    with RecordingServer(account_sid, auth_token) as media:
+    with _serving(media, account_sid, auth_token) as media:
+        media.calls[call_sid] = ("in-progress", None)
         driver = CallDriver(
             base_url=base_url.rstrip("/"),
             auth_token=auth_token,
@@ -328,13 +361,28 @@ def play_call(
         )
         try:
             driver.run("/twilio/voice")
-            duration = str(max(1, round(time.monotonic() - started)))
+            duration = max(1, round(time.monotonic() - started))
+            media.calls[call_sid] = ("completed", duration)
             driver.hangup_after = None
             driver.call_params["CallStatus"] = "completed"
-            driver.post("/twilio/status", {"CallDuration": duration, "CallStatus": "completed"})
+            if not lose_final_status:
+                driver.post(
+                    "/twilio/status", {"CallDuration": str(duration), "CallStatus": "completed"}
+                )
         except httpx.HTTPError as exc:
             raise SimulationError(f"could not reach the app at {base_url}: {exc}") from exc
     return PlayedCall(call_sid=call_sid, heard=driver.heard, outcome=driver.outcome)
+
+
+@contextmanager
+def _serving(
+    media: RecordingServer | None, account_sid: str, auth_token: str
+) -> Iterator[RecordingServer]:
+    if media is not None:
+        yield media
+        return
+    with RecordingServer(account_sid, auth_token) as own:
+        yield own
 
 
 def wait_for_case(

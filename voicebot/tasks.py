@@ -17,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select
 
 from integrations.jobs import GiveUp, JobSpec, RetryLater, enqueue
-from integrations.twilio import RecordingFetchError, RecordingNotReady
+from integrations.twilio import RecordingFetchError, RecordingNotReady, TwilioApiError
 from models import (
     Call,
     CallState,
@@ -60,6 +60,9 @@ class _FinalizeInputs:
 
 STALLED_AFTER_S = 60.0
 """An ended call is looked at once nothing has happened to it for this long."""
+RECONCILE_AFTER_S = 120.0
+"""A call younger than this is not asked about: it is most likely still going."""
+RECONCILE_BATCH = 200
 
 
 class Pipeline:
@@ -345,6 +348,60 @@ class Pipeline:
                     session, call, twilio_status="abandoned", duration_s=None, now=now
                 )
             return len(calls)
+
+    def reconcile_with_twilio(self, *, older_than_s: float = RECONCILE_AFTER_S) -> int:
+        """Ask Twilio how every call we still think is in progress stands, and end those that
+        have ended: a final status callback lost while the server was down (or on the way)
+        would otherwise leave the case without summary or pretriage until the abandoned-call
+        sweep. Runs at worker start and every few minutes; returns the number of calls ended.
+        """
+        lookup = self.deps.call_at_twilio
+        if lookup is None:
+            return 0
+        now = self.deps.clock()
+        with self.deps.session() as session:
+            sids = session.scalars(
+                select(Call.call_sid)
+                .where(
+                    Call.state == CallState.IN_PROGRESS,
+                    Call.started_at < now - timedelta(seconds=older_than_s),
+                )
+                .order_by(Call.started_at)
+                .limit(RECONCILE_BATCH)
+            ).all()
+        ended = 0
+        for sid in sids:
+            try:
+                at_twilio = lookup(sid)
+            except TwilioApiError as exc:
+                log.warning("reconciliation with Twilio stopped: %s", exc)
+                break  # an outage: the next round tries again
+            if at_twilio is None or not at_twilio.ended:
+                continue  # still going, or a call Twilio never had (the simulator's)
+            with self.deps.session() as session:
+                call = call_service.find_call(session, sid)
+                if call is None or call.state != CallState.IN_PROGRESS:
+                    continue  # the callback arrived meanwhile
+                call_service.store_event(
+                    session,
+                    kind="reconciled",
+                    dedupe_key=f"reconciled:{sid}",
+                    call=call,
+                    call_sid=sid,
+                    form={"CallStatus": at_twilio.status},
+                    status=at_twilio.status,
+                )
+                call_service.end_call(
+                    session,
+                    call,
+                    twilio_status=at_twilio.status,
+                    duration_s=at_twilio.duration_s,
+                    now=self.deps.clock(),
+                )
+                ended += 1
+        if ended:
+            log.warning("ended %d call(s) whose final status callback never came", ended)
+        return ended
 
     def sweep_stalled_cases(self, *, after_s: float = STALLED_AFTER_S) -> int:
         """Set going again any ended call that waits for nothing: no job of it queued or

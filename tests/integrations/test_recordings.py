@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import httpx
 import pytest
 
 from integrations.twilio import RecordingFetcher, RecordingFetchError
 
 AUDIO = b"RIFF" + b"\0" * 4996
+SLOW_S = 20.0
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -26,6 +29,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "/same.wav": (302, "text/plain", b"", "/ok.wav"),
             "/away.wav": (302, "text/plain", b"", f"http://localhost:{port}/spy.wav"),
         }
+        if self.path == "/slow.wav":
+            time.sleep(SLOW_S)
         if self.path == "/endless.wav":  # no length: counted as it arrives
             self.send_response(200)
             self.send_header("Content-Type", "audio/x-wav")
@@ -55,8 +60,51 @@ def host() -> Iterator[str]:
     server.shutdown()
 
 
-def fetcher(max_bytes: int = 25_000_000) -> RecordingFetcher:
-    return RecordingFetcher("AC" + "0" * 32, "token", timeout_s=10, max_bytes=max_bytes)
+def fetcher(max_bytes: int = 25_000_000, **kwargs: Any) -> RecordingFetcher:
+    kwargs.setdefault("allow_loopback", True)  # the local host stands in for Twilio's
+    return RecordingFetcher("AC" + "0" * 32, "token", timeout_s=10, max_bytes=max_bytes, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE1",  # not https
+        "https://api.twilio.com.evil.example/Recordings/RE1",
+        "https://evil.example/twilio.com/Recordings/RE1",
+        "http://127.0.0.1:5432/",  # the local database, as the probe reached it
+        "http://169.254.169.254/latest/meta-data/",
+        "file:///etc/passwd",
+    ],
+)
+def test_a_recording_url_off_twilios_hosts_is_refused_before_any_connection(url: str) -> None:
+    with pytest.raises(RecordingFetchError, match="not on Twilio's hosts"):
+        fetcher(allow_loopback=False).fetch(url)
+
+
+def test_loopback_is_refused_unless_allowed_and_then_reached(host: str) -> None:
+    with pytest.raises(RecordingFetchError, match="not on Twilio's hosts"):
+        fetcher(allow_loopback=False).fetch(f"{host}/ok.wav")
+    assert _Handler.seen == []  # no request was made
+    assert fetcher(allow_loopback=False, api_base_url=host).fetch(f"{host}/ok.wav").data == AUDIO
+
+
+def test_twilios_hosts_are_allowed_over_https_only() -> None:
+    f = fetcher(allow_loopback=False)
+    assert f.allowed(httpx.URL("https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE1"))
+    assert f.allowed(httpx.URL("https://api.dublin.ie1.twilio.com/x"))
+    assert not f.allowed(httpx.URL("http://api.twilio.com/x"))
+    assert not f.allowed(httpx.URL("https://twilio.com.example/x"))
+
+
+def test_a_slow_host_is_given_up_at_the_callers_deadline(host: str) -> None:
+    """The in-call budget includes the download: a host that answers in 30 s does not hold
+    the caller for 30 s."""
+    started = time.monotonic()
+    with pytest.raises(RecordingFetchError):
+        fetcher().fetch(f"{host}/slow.wav", timeout_s=0.5)
+    assert time.monotonic() - started < SLOW_S / 2
+    with pytest.raises(RecordingFetchError, match="deadline"):
+        fetcher().fetch(f"{host}/ok.wav", timeout_s=0.0)
 
 
 def test_audio_is_fetched_with_the_credentials_and_a_same_host_redirect_kept(host: str) -> None:

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from twilio.rest import Client as TwilioClient
 
-from integrations.sms import MAX_BODY_CHARS, SmsError, SmsResult, SmsSender, api_base_url
+from integrations.sms import MAX_BODY_CHARS, SmsError, SmsResult, SmsSender
+from integrations.twilio import api_base_url
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "test-auth-token-0123456789abcdef"

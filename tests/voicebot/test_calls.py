@@ -15,13 +15,15 @@ from sqlalchemy import select
 
 from esitieto.app import prepare
 from esitieto.runtime import Runtime
-from esitieto.simulate import simulate_call
+from esitieto.simulate import inprocess_app, simulate_call
 from models import Call, Callback, CallerFeedback, Station
 from summarizer.speech.scripted import ScriptedSpeechToText
 from tests.conftest import fresh_sqlite, make_settings, synth_phone_audio
 from tests.integrations.test_sms import FakeTwilio, fake_twilio  # noqa: F401 - the fixture
 from voicebot.prompts import catalogue
 from voicebot.settings import VoicebotSettings
+from voicebot.simulator import RecordingServer, play_call, wait_for_case
+from voicebot.tasks import Pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -219,3 +221,30 @@ def test_a_hang_up_at_every_state_leaves_a_case(
     with call_rt.db.session() as s:
         call = s.get(Call, case["case_id"])
         assert call is not None and call.route is not None  # on the worklist
+
+
+def test_a_call_whose_final_status_callback_is_lost_reaches_the_worklist(
+    tmp_path: Path, sqlite_template: Path
+) -> None:
+    """The call ends at Twilio, the final status callback never arrives (the server was
+    down); the worker's reconciliation with the Calls API ends it and the case is made."""
+    fresh_sqlite(sqlite_template, tmp_path / "var" / "esitieto.sqlite3")
+    settings = make_settings(tmp_path / "var", None, mode="inprocess")
+    account = settings.twilio.account_sid
+    token = settings.twilio_auth_token.get_secret_value()
+    with RecordingServer(account, token) as twilio:
+        settings.twilio.api_base_url = twilio.base
+        rt = Runtime(settings, speech_to_text=ScriptedSpeechToText())
+        try:
+            with inprocess_app(rt) as base:
+                played = play_call(base, account_sid=account, auth_token=token,
+                                   to_number="+358900000000", audio=[], digits=["1", "0"],
+                                   media=twilio, lose_final_status=True)  # fmt: skip
+                with rt.db.session() as s:
+                    call = s.scalar(select(Call).where(Call.call_sid == played.call_sid))
+                    assert call is not None and call.state == "in_progress"
+                assert Pipeline(rt.voicebot).reconcile_with_twilio(older_than_s=0) == 1
+                case = wait_for_case(rt.db.session, played.call_sid, 60)
+        finally:
+            rt.close()
+    assert case["state"] == "ready" and case["triage"]["route"] is not None
