@@ -16,7 +16,11 @@ TEST_STAMP := $(VENV)/.test-installed
 
 .PHONY: run test check lint system-deps install install-test clean
 
+# The demo station and accounts, and recordings from the call simulator on this machine:
+# for trying the product out, never in production (both are off unless asked for).
 run: $(APP_STAMP)
+	ESITIETO_DEMO__ENABLED=$${ESITIETO_DEMO__ENABLED:-true} \
+	ESITIETO_TWILIO__ALLOW_LOCAL_RECORDINGS=$${ESITIETO_TWILIO__ALLOW_LOCAL_RECORDINGS:-true} \
 	$(BIN)/esitieto serve --host $(HOST) --port $(PORT)
 
 test: system-deps $(TEST_STAMP) lint

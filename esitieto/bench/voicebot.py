@@ -131,6 +131,7 @@ def run(
             ESITIETO_DATABASE__URL=database_url or f"sqlite:///{data_dir / 'esitieto.sqlite3'}",
             ESITIETO_VOICEBOT__IN_CALL_BUDGET_S=str(budget_s),
             ESITIETO_LOG_LEVEL="WARNING",
+            ESITIETO_TWILIO__ALLOW_LOCAL_RECORDINGS="true",  # the simulator's recordings
             ESITIETO_ASR__CPU_THREADS=os.environ.get("ESITIETO_ASR__CPU_THREADS", "1"),
         )
         audio = _synth(data_dir / "caller.wav")

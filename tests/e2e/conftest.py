@@ -29,6 +29,8 @@ def app_environment(data_dir: Path) -> dict[str, str]:
         ESITIETO_DATA_DIR=str(data_dir),
         ESITIETO_DEMO__NURSE_PASSWORD="e2e-password",
         ESITIETO_WORKER__POLL_INTERVAL_S="0.1",
+        # the simulator serves the callers' recordings on loopback
+        ESITIETO_TWILIO__ALLOW_LOCAL_RECORDINGS="true",
     )
     return env
 
