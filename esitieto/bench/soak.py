@@ -9,6 +9,9 @@ process's RSS at the start, middle and end of the run. Files in the data dir: th
 (``soak-samples.csv`` unless ``--out``), every webhook (``webhooks.csv``), the figures so far
 (``soak-result.json``, rewritten at every sample, so a run stopped early still has them), and
 ``serve.log`` / ``worker.log``. Only synthetic callers and words are used.
+
+``python -m esitieto.bench.soak reread DIR/webhooks.csv --exclude START/END`` gives the webhook
+figures again without the responses of a window (another load on the machine).
 """
 
 from __future__ import annotations
@@ -100,7 +103,45 @@ def webhook_figures(results: list[CallResult]) -> dict[str, Any]:
     }
 
 
+def reread(webhooks_csv: Path, exclude: list[str]) -> dict[str, Any]:
+    """Webhook figures from a finished run's ``webhooks.csv``, leaving out the responses that
+    arrived within the given windows (``START/END``, ISO times in UTC): e.g. while another
+    load (a fault run, a test suite) shared the machine."""
+    windows = []
+    for w in exclude:
+        start, end = (datetime.fromisoformat(x) for x in w.split("/", 1))
+        windows.append(
+            (start.replace(tzinfo=start.tzinfo or UTC), end.replace(tzinfo=end.tzinfo or UTC))
+        )
+    kept: list[float] = []
+    left_out = 0
+    assess: list[float] = []
+    with webhooks_csv.open(newline="") as f:
+        for row in csv.DictReader(f):
+            at = datetime.fromisoformat(row["wall_utc"])
+            if any(start <= at <= end for start, end in windows):
+                left_out += 1
+                continue
+            (assess if row["path"] == BUDGETED else kept).append(float(row["ms"]))
+    return {
+        "excluded_windows": exclude,
+        "left_out": left_out,
+        "all_but_assess": latency_figures(kept),
+        "over_100ms_all_but_assess": sum(1 for ms in kept if ms >= 100.0),
+        "assess": latency_figures(assess),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["reread"]:
+        rp = argparse.ArgumentParser(prog="python -m esitieto.bench.soak reread")
+        rp.add_argument("webhooks_csv", type=Path)
+        rp.add_argument("--exclude", action="append", default=[], metavar="START/END")
+        ra = rp.parse_args(argv[1:])
+        print(json.dumps(reread(ra.webhooks_csv, ra.exclude), indent=1))
+        return 0
     ap = argparse.ArgumentParser(prog="python -m esitieto.bench.soak", description=__doc__)
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--rate", type=float, default=10.0, help="calls a minute")
