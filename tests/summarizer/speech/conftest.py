@@ -49,6 +49,17 @@ def finnish_mulaw_wav(finnish_wide_wav: Path, audio_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def finnish_noisy_wav(finnish_wide_wav: Path, audio_dir: Path) -> Path:
+    """The sentence under loud line noise (the same noise every time: ``sox -R``), where
+    Whisper's temperature fallback would kick in."""
+    need("sox")
+    noise, out = audio_dir / "noise.wav", audio_dir / "fi-noisy.wav"
+    run("sox", "-R", str(finnish_wide_wav), str(noise), "synth", "whitenoise", "vol", "0.3")
+    run("sox", "-R", "-m", str(finnish_wide_wav), str(noise), "-r", "8000", "-c", "1", str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
 def finnish_pcm_wav(finnish_wide_wav: Path, audio_dir: Path) -> Path:
     need("sox")
     out = audio_dir / "fi-pcm16.wav"

@@ -111,6 +111,21 @@ def test_line_noise_gives_an_empty_transcript(
     assert t.audio_duration_s == pytest.approx(3.0)
 
 
+@pytest.mark.slow
+def test_the_same_audio_gives_the_same_words_every_time(
+    whisper: FasterWhisperEngine, finnish_noisy_wav: Path
+) -> None:
+    """Decoding never samples: a noisy call, where a temperature fallback would draw other
+    words on each run (and a chest pain be an emergency once and urgent the next time), is
+    heard the same way every time on this machine."""
+    texts = {whisper.transcribe(finnish_noisy_wav, language="fi").text for _ in range(4)}
+    assert len(texts) == 1
+
+
+def test_tuned_decoding_never_samples() -> None:
+    assert TUNED.temperatures == (0.0,)
+
+
 # -- the engine without inference ------------------------------------------------------------
 
 
