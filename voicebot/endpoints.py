@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -166,6 +167,14 @@ def incoming_call(form: Form, deps: Deps) -> Response:
         return _render(deps.clock(), session, call, station, answers, step)
 
 
+def _current_prompt(call: Call, answers: Answers) -> Step:
+    """The question the call is at, asked again; goodbye when it is at none (it has ended, or
+    no question was asked yet: its first webhook to arrive was not ``/voice``)."""
+    known = {st.value for st in State}
+    current = State(call.dialogue_step) if call.dialogue_step in known else State.DONE
+    return prompt_for(current, answers)
+
+
 def _require_call(session: Session, params: service.CallParams) -> tuple[Station, Call]:
     station = service.find_station(session, params.to_number)
     if station is None:
@@ -190,10 +199,8 @@ def gather(form: Form, deps: Deps, state: str) -> Response:
         closed = service.station_closed(station, deps.clock())
         if call.dialogue_step != asked.value:
             # A retried or late webhook for a question already answered: change nothing.
-            known = {st.value for st in State}
-            current = State(call.dialogue_step) if call.dialogue_step in known else State.DONE
             return _render(
-                deps.clock(), session, call, station, answers, prompt_for(current, answers)
+                deps.clock(), session, call, station, answers, _current_prompt(call, answers)
             )
         if asked is State.IDENTITY and digits not in ("", "#", REPEAT_KEY, NURSE_KEY):
             step = identity_result(answers, _keep_identity(deps, call, digits))
@@ -223,7 +230,7 @@ def recorded(form: Form, deps: Deps, step: str = "reason") -> Response:
                 call,
                 recording_sid=recording_sid,
                 url=url,
-                duration_s=_int(form.get("RecordingDuration")),
+                duration_s=_seconds(form.get("RecordingDuration")),
                 prompt_key=step[:32],
             )
         answers = service.load_answers(call, station)
@@ -266,12 +273,7 @@ def _assess(deps: VoicebotDeps, params: service.CallParams) -> Response:
         answers = service.load_answers(call, station)
         if call.dialogue_step != State.ASSESS.value:
             return _render(
-                deps.clock(),
-                session,
-                call,
-                station,
-                answers,
-                prompt_for(State(call.dialogue_step), answers),
+                deps.clock(), session, call, station, answers, _current_prompt(call, answers)
             )
         recording = service.reason_recording(session, call)
         given = service.given_words(session, recording[0]) if recording else None
@@ -303,12 +305,7 @@ def _assess(deps: VoicebotDeps, params: service.CallParams) -> Response:
         station, call = _require_call(session, params)
         if call.id != call_id or call.dialogue_step != State.ASSESS.value:
             return _render(
-                deps.clock(),
-                session,
-                call,
-                station,
-                answers,
-                prompt_for(State(call.dialogue_step), answers),
+                deps.clock(), session, call, station, answers, _current_prompt(call, answers)
             )
         if heard is not None:
             answers.heard, answers.heard_confidence = heard.text, heard.confidence
@@ -391,7 +388,7 @@ def call_status(form: Form, deps: Deps) -> Response:
                 session,
                 call,
                 twilio_status=status,
-                duration_s=_int(form.get("CallDuration")),
+                duration_s=_seconds(form.get("CallDuration")),
                 now=deps.clock(),
             )
         elif call is not None and call.twilio_status not in service.FINAL_CALL_STATUSES:
@@ -428,7 +425,7 @@ def recording_status(form: Form, deps: Deps, step: str = "reason") -> Response:
             call,
             recording_sid=recording_sid,
             url=url if status == "completed" else None,
-            duration_s=_int(form.get("RecordingDuration")),
+            duration_s=_seconds(form.get("RecordingDuration")),
             prompt_key=step[:32],
         )
         if status in ("absent", "failed"):
@@ -436,8 +433,13 @@ def recording_status(form: Form, deps: Deps, step: str = "reason") -> Response:
     return _xml(twiml.empty())
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
+SECONDS = re.compile(r"[0-9]{1,5}")
+"""A duration Twilio reports: whole seconds, and no call lasts a day (86,400 s)."""
+
+
+def _seconds(value: str | None) -> int | None:
+    """The duration in a form field; None when absent or not one (``int()`` would also take
+    "٣", " 7", "1_000" and a number too large for the column)."""
+    if value is None or not SECONDS.fullmatch(value) or int(value) > 86_400:
         return None
+    return int(value)

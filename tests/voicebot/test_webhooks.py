@@ -444,3 +444,55 @@ def test_fields_of_the_wrong_shape_or_length_are_refused_at_the_edge(
     odd_status = {**params, "CallStatus": "x" * 100}
     assert twilio.post("/twilio/status", odd_status).status_code == 400
     assert _count(runtime, Call) == 1 and _count(runtime, Recording) == 0
+
+
+@pytest.mark.parametrize("duration", ["9" * 30, "-5", "٣", " 7", "1_000", "86401"])
+def test_a_duration_that_is_not_whole_seconds_is_dropped_not_a_500(
+    twilio: Twilio, runtime: Runtime, duration: str
+) -> None:
+    """Found by schemathesis: a 21-digit RecordingDuration overflowed the integer column (500
+    from the recording callback, a nurse instead of the dialogue from ``<Record>``'s action)."""
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    recorded = {**params, "RecordingSid": "RE" + "5" * 32, "RecordingDuration": duration}
+    verbs = _verbs(twilio.post("/twilio/recorded?step=reason", recorded).text)
+    assert [v.tag for v in verbs] == ["Say", "Redirect"]  # on to the assessment
+    status = {**recorded, "RecordingStatus": "completed", "RecordingUrl": "http://127.0.0.1:9/r"}
+    assert twilio.post("/twilio/recording-status", status).status_code == 200
+    done = {**params, "CallStatus": "completed", "CallDuration": duration}
+    assert twilio.post("/twilio/status", done).status_code == 200
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        recording = s.scalar(select(Recording))
+        assert call is not None and call.state == CallState.ENDED and call.duration_s is None
+        assert recording is not None and recording.duration_s is None
+
+
+def test_a_duration_in_whole_seconds_is_kept(twilio: Twilio, runtime: Runtime) -> None:
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    status = {
+        **params,
+        "RecordingSid": "RE" + "6" * 32,
+        "RecordingStatus": "completed",
+        "RecordingUrl": "http://127.0.0.1:9/r",
+        "RecordingDuration": "86400",
+    }
+    assert twilio.post("/twilio/recording-status", status).status_code == 200
+    with runtime.db.session() as s:
+        recording = s.scalar(select(Recording))
+        assert recording is not None and recording.duration_s == 86400
+
+
+def test_the_assessment_of_a_call_never_greeted_is_no_failure(
+    twilio: Twilio, runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by schemathesis: ``/assess`` for a call whose first webhook was a callback (it is
+    at no question yet) raised ValueError, and the live-call guard put it through to a nurse."""
+    params = call_params()
+    absent = {**params, "RecordingSid": "RE" + "7" * 32, "RecordingStatus": "absent"}
+    assert twilio.post("/twilio/recording-status", absent).status_code == 200
+    response = twilio.post("/twilio/assess", params)
+    assert response.status_code == 200
+    assert [v.tag for v in _verbs(response.text)][-1] == "Hangup"  # as /gather answers it
+    assert "goes to a nurse" not in caplog.text
