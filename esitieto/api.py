@@ -19,6 +19,7 @@ from esitieto.web.auth import NEXT_KEY, LoginRequired, Permission, StaffUser, cu
 from models import Job, JobState
 from pretriage.analysis import AnalysisResult
 from summarizer.text.schemas import CallContext
+from voicebot.openapi import refusal
 
 router = APIRouter()
 Rt = Annotated[Runtime, Depends(get_runtime)]
@@ -52,7 +53,15 @@ def api_caller(request: Request, runtime: Rt) -> str:
     return current_user(request, runtime).id  # LoginRequired: 401 on /api/
 
 
-@router.post("/api/v1/analyze", response_model=AnalysisResult)
+@router.post(
+    "/api/v1/analyze",
+    response_model=AnalysisResult,
+    responses={
+        400: refusal("A body that is not JSON in UTF-8."),
+        401: refusal("Neither a staff sign-in nor the API token, or a wrong token."),
+        413: refusal("A body over `web.max_body_bytes`, refused before it is read."),
+    },
+)
 def analyze(
     body: AnalyzeRequest, runtime: Rt, caller: Annotated[str, Depends(api_caller)]
 ) -> AnalysisResult:
@@ -60,7 +69,22 @@ def analyze(
     return runtime.analyzer(body.id, body.text, body.context, note_language=body.note_language)
 
 
-@router.get("/api/v1/stats")
+@router.get(
+    "/api/v1/stats",
+    responses={
+        200: {
+            "description": "The figures, as JSON or (`format=csv`) as CSV.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        400: refusal("`from` or `to` not a date, or `from` after `to`."),
+        401: refusal("Not signed in."),
+        403: refusal("A role without the dashboard (a nurse)."),
+        404: refusal("A station that is not the user's."),
+    },
+)
 def stats(
     runtime: Rt,
     user: Annotated[StaffUser, Depends(require(Permission.DASHBOARD))],
@@ -98,7 +122,16 @@ def stats(
     return JSONResponse(figures.as_dict())
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    responses={
+        200: {"description": "Up; the details only for signed-in staff."},
+        503: {
+            "description": "The database or the worker is down.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
 def healthz(request: Request, runtime: Rt) -> JSONResponse:
     """Liveness and readiness: database, job queue backlog, speech model loaded. A load
     balancer gets the status alone; the details are for signed-in staff."""

@@ -38,6 +38,18 @@ from voicebot.dialogue import (
     prompt_for,
 )
 from voicebot.identity import IdentityError, IdentityVault, parse_keyed_identity
+from voicebot.openapi import (
+    NO_STATION,
+    RECORDING_STATUSES,
+    RESPONSES,
+    TWIML,
+    CallForm,
+    GatherForm,
+    RecordedForm,
+    RecordingStatusForm,
+    StatusForm,
+    webhook,
+)
 from voicebot.prompts import DEFAULT_LANGUAGE, catalogue, spoken_number
 
 log = logging.getLogger(__name__)
@@ -88,9 +100,13 @@ def _to_a_nurse(deps: VoicebotDeps, to_number: str) -> str:
     return twiml.goodbye(catalogue(DEFAULT_LANGUAGE), "technical_problem", voice=None)
 
 
-router = APIRouter(prefix="/twilio", tags=["twilio"], route_class=LiveCallRoute)
-
-TWIML = "application/xml"
+router = APIRouter(
+    prefix="/twilio",
+    tags=["twilio"],
+    route_class=LiveCallRoute,
+    default_response_class=Response,  # TwiML, as RESPONSES says; not FastAPI's JSON
+    responses=RESPONSES,
+)
 
 
 def _public_url(request: Request, deps: VoicebotDeps) -> str:
@@ -145,7 +161,7 @@ def _xml(body: str) -> Response:
     return Response(content=body, media_type=TWIML)
 
 
-@router.post("/voice")
+@router.post("/voice", openapi_extra=webhook(CallForm))
 def incoming_call(form: Form, deps: Deps) -> Response:
     """A new call (or Twilio retrying it): find the station by the called number and greet."""
     params = _call_params(form)
@@ -184,29 +200,25 @@ def _require_call(session: Session, params: service.CallParams) -> tuple[Station
     return station, service.get_or_create_call(session, station, params)
 
 
-@router.post("/gather")
-def gather(form: Form, deps: Deps, state: str) -> Response:
+@router.post("/gather", openapi_extra=webhook(GatherForm), responses=NO_STATION)
+def gather(form: Form, deps: Deps, state: State) -> Response:
     """The caller pressed keys (or did not, in time) at ``state``'s question."""
     params = _call_params(form)
-    try:
-        asked = State(state)
-    except ValueError as exc:
-        raise HTTPException(status_code=400, detail="unknown dialogue state") from exc
     digits = (form.get("Digits") or "").strip()
     with deps.session() as session:
         station, call = _require_call(session, params)
         answers = service.load_answers(call, station)
         closed = service.station_closed(station, deps.clock())
-        if call.dialogue_step != asked.value:
+        if call.dialogue_step != state.value:
             # A retried or late webhook for a question already answered: change nothing.
             return _render(
                 deps.clock(), session, call, station, answers, _current_prompt(call, answers)
             )
-        if asked is State.IDENTITY and digits not in ("", "#", REPEAT_KEY, NURSE_KEY):
+        if state is State.IDENTITY and digits not in ("", "#", REPEAT_KEY, NURSE_KEY):
             step = identity_result(answers, _keep_identity(deps, call, digits))
         else:
             step = advance(
-                asked,
+                state,
                 digits or None,
                 answers,
                 closed=closed,
@@ -217,7 +229,7 @@ def gather(form: Form, deps: Deps, state: str) -> Response:
         return _render(deps.clock(), session, call, station, answers, step)
 
 
-@router.post("/recorded")
+@router.post("/recorded", openapi_extra=webhook(RecordedForm), responses=NO_STATION)
 def recorded(form: Form, deps: Deps, step: str = "reason") -> Response:
     """The ``<Record>`` action: keep the recording, then assess it while the caller waits."""
     params = _call_params(form)
@@ -239,7 +251,7 @@ def recorded(form: Form, deps: Deps, step: str = "reason") -> Response:
         return _render(deps.clock(), session, call, station, answers, nxt)
 
 
-@router.post("/no-recording")
+@router.post("/no-recording", openapi_extra=webhook(CallForm), responses=NO_STATION)
 def no_recording(form: Form, deps: Deps, step: str = "reason") -> Response:
     """The caller said nothing: a nurse will still see the case; go on to the outcome."""
     params = _call_params(form)
@@ -256,7 +268,7 @@ _ASSESS_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="in-call-as
 the other webhooks of every call in flight keep answering at once."""
 
 
-@router.post("/assess")
+@router.post("/assess", openapi_extra=webhook(CallForm), responses=NO_STATION)
 async def assess_answer(form: Form, deps: Deps) -> Response:
     """The budgeted step: transcribe and pretriage the free answer during the call.
 
@@ -359,7 +371,7 @@ def _keep_identity(deps: VoicebotDeps, call: Call, digits: str) -> bool:
     return True
 
 
-@router.post("/status")
+@router.post("/status", openapi_extra=webhook(StatusForm))
 def call_status(form: Form, deps: Deps) -> Response:
     """Call status callback: a final status ends the call and starts the pipeline."""
     params = _call_params(form)
@@ -398,7 +410,7 @@ def call_status(form: Form, deps: Deps) -> Response:
     return _xml(twiml.empty())
 
 
-@router.post("/recording-status")
+@router.post("/recording-status", openapi_extra=webhook(RecordingStatusForm), responses=NO_STATION)
 def recording_status(form: Form, deps: Deps, step: str = "reason") -> Response:
     """Recording status callback: the audio is ready to fetch, or there is none."""
     params = _call_params(form)
@@ -406,7 +418,7 @@ def recording_status(form: Form, deps: Deps, step: str = "reason") -> Response:
     status = (form.get("RecordingStatus") or "").strip()
     if not recording_sid:
         raise HTTPException(status_code=400, detail="RecordingSid missing")
-    if status not in ("in-progress", "completed", "absent", "failed"):
+    if status not in RECORDING_STATUSES:
         raise HTTPException(status_code=400, detail="unknown RecordingStatus")
     with deps.session() as session:
         _station, call = _require_call(session, params)

@@ -484,6 +484,13 @@ def test_a_duration_in_whole_seconds_is_kept(twilio: Twilio, runtime: Runtime) -
         assert recording is not None and recording.duration_s == 86400
 
 
+def test_an_unknown_question_is_refused_after_the_signature(twilio: Twilio) -> None:
+    params = {**call_params(), "Digits": "1"}
+    assert twilio.post("/twilio/gather?state=welcome", params).status_code == 200
+    assert twilio.post("/twilio/gather?state=nonsense", params).status_code == 422
+    assert twilio.post("/twilio/gather?state=nonsense", params, signature="").status_code == 403
+
+
 def test_the_assessment_of_a_call_never_greeted_is_no_failure(
     twilio: Twilio, runtime: Runtime, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -496,3 +503,20 @@ def test_the_assessment_of_a_call_never_greeted_is_no_failure(
     assert response.status_code == 200
     assert [v.tag for v in _verbs(response.text)][-1] == "Hangup"  # as /gather answers it
     assert "goes to a nurse" not in caplog.text
+
+
+def test_the_openapi_description_shows_each_webhooks_form_and_answers(twilio: Twilio) -> None:
+    paths = twilio.client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    webhooks = {path: ops["post"] for path, ops in paths.items() if path.startswith("/twilio/")}
+    assert len(webhooks) == 7
+    for path, op in webhooks.items():
+        form = op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+        assert {"CallSid", "AccountSid", "From", "To"} <= set(form["required"]), path
+        assert {"200", "400", "403", "413"} <= set(op["responses"]), path
+        assert list(op["responses"]["200"]["content"]) == ["application/xml"], path
+    gather = webhooks["/twilio/gather"]["requestBody"]["content"]
+    digits = gather["application/x-www-form-urlencoded"]["schema"]["properties"]["Digits"]
+    assert re.fullmatch(digits["pattern"].strip("^$"), "12#")
+    status = webhooks["/twilio/status"]["requestBody"]["content"]
+    call_status = status["application/x-www-form-urlencoded"]["schema"]["properties"]
+    assert "completed" in call_status["CallStatus"]["enum"]
