@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +26,7 @@ from esitieto.settings import Settings
 from esitieto.web import pages, staff
 from esitieto.web.auth import LoginRequired, StaffUser, current_user
 from esitieto.worker import Periodic, Worker
+from integrations.jobs import LANES
 from models import Station
 from voicebot import endpoints as voicebot_endpoints
 from voicebot.tasks import Pipeline
@@ -60,18 +60,44 @@ def prepare(runtime: Runtime) -> DemoLogin | None:
         return demo
 
 
-def make_worker(runtime: Runtime) -> Worker:
+def make_worker(runtime: Runtime, lanes: Collection[str] = LANES) -> Worker:
+    """A worker for the jobs of ``lanes`` (and the housekeeping, if it is one of them)."""
     pipeline = Pipeline(runtime.voicebot)
+    every = runtime.settings.worker
     return Worker(
         runtime.db,
-        runtime.settings.worker,
-        pipeline.specs(),
+        every,
+        {kind: spec for kind, spec in pipeline.specs().items() if spec.lane in lanes},
         periodic=[
-            Periodic(runtime.settings.worker.reconcile_every_s, pipeline.reconcile_with_twilio),
-            Periodic(runtime.settings.worker.sweep_every_s, pipeline.sweep_abandoned_calls),
-            Periodic(runtime.settings.worker.sweep_every_s, pipeline.sweep_stalled_cases),
-        ],
+            Periodic(every.reconcile_every_s, pipeline.reconcile_with_twilio),
+            Periodic(every.sweep_every_s, pipeline.sweep_abandoned_calls),
+            Periodic(every.sweep_every_s, pipeline.sweep_stalled_cases),
+        ]
+        if "housekeeping" in lanes
+        else [],
+        name="+".join(lane for lane in LANES if lane in lanes),
     )
+
+
+def start_lanes(runtime: Runtime, lanes: Collection[str]) -> list[Worker]:
+    """One worker thread per lane, so a slow download or a long transcription never holds up
+    another call's case; ``stop_lanes`` ends them."""
+    unknown = sorted(set(lanes) - set(LANES))
+    if unknown:
+        raise ValueError(f"unknown worker lane(s) {', '.join(unknown)}: use {', '.join(LANES)}")
+    workers = [make_worker(runtime, (lane,)) for lane in LANES if lane in lanes]
+    for worker in workers:
+        worker.start_thread()
+    return workers
+
+
+def stop_lanes(workers: list[Worker], timeout_s: float = 30.0) -> None:
+    for worker in workers:
+        worker.stop.set()
+        worker.wake.set()
+    for worker in workers:
+        if worker.thread is not None:
+            worker.thread.join(timeout=timeout_s)
 
 
 def create_app(settings: Settings | None = None, *, runtime: Runtime | None = None) -> FastAPI:
@@ -81,12 +107,10 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare(runtime)
-        worker: Worker | None = None
-        thread: threading.Thread | None = None
+        workers: list[Worker] = []
         if settings.worker.mode == "inprocess":
-            worker = make_worker(runtime)
-            thread = worker.start_thread()
-        runtime.worker_alive = lambda: thread is not None and thread.is_alive()
+            workers = start_lanes(runtime, settings.worker.lanes)
+        runtime.worker_alive = lambda: bool(workers) and all(w.alive for w in workers)
         # What start-up loaded (lexicons, rulesets, templates, the ORM) lives as long as the
         # process: frozen, the collector stops re-scanning it, and a full collection no longer
         # adds ~100 ms to whichever page it lands on (measured by `esitieto bench web`).
@@ -95,10 +119,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         try:
             yield
         finally:
-            if worker is not None and thread is not None:
-                worker.stop.set()
-                worker.wake.set()
-                thread.join(timeout=30)
+            stop_lanes(workers)
             runtime.close()
 
     # The API's description is for staff (below), and no Swagger page: it would load its

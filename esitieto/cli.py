@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,21 +66,27 @@ def banner(lines: list[str]) -> str:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from esitieto.app import make_worker, prepare
+    from esitieto.app import prepare, start_lanes, stop_lanes
     from esitieto.runtime import Runtime
 
-    runtime = Runtime(Settings())
+    settings = Settings()
+    lanes = args.lanes.split(",") if args.lanes else settings.worker.lanes
+    runtime = Runtime(settings)
     prepare(runtime)
-    worker = make_worker(runtime)
-
-    def _stop(*_: object) -> None:
-        worker.stop.set()
-        worker.wake.set()
-
+    try:
+        workers = start_lanes(runtime, lanes)
+    except ValueError as exc:
+        return _fail(str(exc))
+    stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _stop)
-    print(f"Esitieto worker {worker.worker_id} started", flush=True)
-    worker.run_forever()
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"Esitieto worker started: lanes {', '.join(w.name for w in workers)}", flush=True)
+    while not stop.wait(1.0):
+        if not all(w.alive for w in workers):
+            stop_lanes(workers)
+            runtime.close()
+            return _fail("a worker lane stopped; see the log", code=1)
+    stop_lanes(workers)
     runtime.close()
     return 0
 
@@ -227,7 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("worker", help="run a job worker")
+    p = sub.add_parser("worker", help="run a job worker (one thread per lane)")
+    p.add_argument(
+        "--lanes",
+        default=None,
+        help="comma-separated: fetch, transcribe, cases, housekeeping (default: all)",
+    )
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("transcribe", help="speech-to-text of audio files")

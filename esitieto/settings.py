@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from integrations.jobs import LANES
 from integrations.twilio import TwilioSettings
 from pretriage.settings import DetectorSettings
 from summarizer.speech.settings import AsrSettings
@@ -36,6 +37,9 @@ class WorkerSettings(BaseModel):
     mode: Literal["inprocess", "external"] = "inprocess"
     """``inprocess`` runs the job worker inside the web app; ``external`` leaves it to
     ``esitieto worker`` processes."""
+    lanes: list[str] = Field(default_factory=lambda: list(LANES))
+    """The lanes this process runs, one thread each (``esitieto worker --lanes`` overrides):
+    e.g. ``["transcribe"]`` on a host kept for speech-to-text."""
     poll_interval_s: float = 0.5
     lease_s: float = 300.0
     max_attempts: int = 6

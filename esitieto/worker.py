@@ -59,9 +59,16 @@ class Worker:
     settings: WorkerSettings
     specs: dict[str, JobSpec]
     periodic: list[Periodic] = field(default_factory=list)
+    name: str = "all"
+    """The lanes it runs, for its thread's name and the log."""
     worker_id: str = field(default_factory=make_worker_id)
     stop: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
 
     def _due(self, now: datetime) -> object:
         return or_(
@@ -70,6 +77,8 @@ class Worker:
         )
 
     def claim(self) -> ClaimedJob | None:
+        if not self.specs:
+            return None  # a housekeeping-only worker
         now = utcnow()
         with self.db.session() as session:
             candidates = session.scalars(
@@ -207,9 +216,11 @@ class Worker:
                 self.wake.clear()
 
     def start_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.run_forever, name="esitieto-worker", daemon=True)
-        thread.start()
-        return thread
+        self.thread = threading.Thread(
+            target=self.run_forever, name=f"esitieto-worker-{self.name}", daemon=True
+        )
+        self.thread.start()
+        return self.thread
 
 
 def _pid_alive(pid: int) -> bool:

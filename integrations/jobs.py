@@ -35,6 +35,14 @@ class JobSpec:
     on_give_up: Callable[[str, str], None] | None = None
     """Called with (key, error) when the job fails for good, so nothing is left hanging."""
     max_attempts: int | None = None
+    lane: str = "cases"
+    """The worker lane that runs it (see ``LANES``): one slow kind never holds up another."""
+
+
+LANES = ("fetch", "transcribe", "cases", "housekeeping")
+"""Worker lanes, each with its own thread (or process): recording downloads wait on the
+network, transcription on the CPU, cases (summary, pretriage, SMS) are quick; housekeeping
+runs the periodic sweeps and the reconciliation with Twilio."""
 
 
 def enqueue(session: Session, kind: str, key: str, *, delay_s: float = 0.0) -> None:

@@ -72,10 +72,13 @@ class Pipeline:
     def specs(self) -> dict[str, JobSpec]:
         return {
             JobKind.FETCH_RECORDING: JobSpec(
-                self.fetch_recording, on_give_up=self._recording_gave_up
+                self.fetch_recording, on_give_up=self._recording_gave_up, lane="fetch"
             ),
             JobKind.TRANSCRIBE: JobSpec(
-                self.transcribe, on_give_up=self._recording_gave_up, max_attempts=3
+                self.transcribe,
+                on_give_up=self._recording_gave_up,
+                max_attempts=3,
+                lane="transcribe",
             ),
             JobKind.FINALIZE_CALL: JobSpec(self.finalize_call, on_give_up=self._call_gave_up),
             JobKind.SEND_SMS: JobSpec(self.send_sms, on_give_up=self._sms_gave_up),

@@ -6,15 +6,28 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from esitieto.app import start_lanes, stop_lanes
 from esitieto.runtime import Runtime
 from esitieto.worker import Worker
-from integrations.jobs import GiveUp, JobSpec, RetryLater, enqueue
-from models import Job, JobState, utcnow
+from integrations.jobs import LANES, GiveUp, JobSpec, RetryLater, enqueue
+from models import (
+    Call,
+    CallState,
+    Job,
+    JobKind,
+    JobState,
+    Recording,
+    RecordingState,
+    Transcript,
+    utcnow,
+)
+from tests.integrations.test_recordings import SLOW_S, host  # noqa: F401 - the fixture
 
 
 def _job(runtime: Runtime, kind: str = "k", key: str = "1") -> Job:
@@ -177,3 +190,54 @@ def test_restart_releases_jobs_of_dead_local_processes(runtime: Runtime) -> None
     assert worker.release_dead_local_leases() == 1
     assert _job(runtime, key="1").state == JobState.QUEUED
     assert _job(runtime, key="2").state == JobState.RUNNING
+
+
+# -- lanes -------------------------------------------------------------------------------------
+
+
+def test_a_slow_download_never_holds_up_another_calls_case(
+    runtime: Runtime,
+    host: str,  # noqa: F811
+) -> None:
+    """One call's recording hangs on a slow host; another call, ready to be summarised, still
+    reaches the worklist while that download is going (each lane has its own worker)."""
+    with runtime.db.session() as s:
+        slow = Call(station_id="demo", call_sid="CA" + "1" * 32, to_number="+358900000000",
+                    state=CallState.ENDED, ended_at=utcnow(), language="fi")  # fmt: skip
+        ready = Call(station_id="demo", call_sid="CA" + "2" * 32, to_number="+358900000000",
+                     state=CallState.ENDED, ended_at=utcnow(), language="fi")  # fmt: skip
+        s.add_all([slow, ready])
+        s.flush()
+        rec = Recording(call_id=slow.id, recording_sid="RE" + "1" * 32, sequence=1,
+                        prompt_key="reason", source_url=f"{host}/slow.wav")  # fmt: skip
+        done = Recording(call_id=ready.id, recording_sid="RE" + "2" * 32, sequence=1,
+                         prompt_key="reason", state=RecordingState.TRANSCRIBED)  # fmt: skip
+        s.add_all([rec, done])
+        s.flush()
+        s.add(Transcript(recording_id=done.id, call_id=ready.id, engine="scripted",
+                         model="scripted", language="fi", text="Yskää kolme päivää."))  # fmt: skip
+        enqueue(s, JobKind.FETCH_RECORDING, rec.id)
+        enqueue(s, JobKind.FINALIZE_CALL, ready.id)
+        slow_id, ready_id = slow.id, ready.id
+    workers = start_lanes(runtime, LANES)
+    try:
+        deadline = time.monotonic() + SLOW_S
+        while time.monotonic() < deadline:
+            with runtime.db.session() as s:
+                call = s.get(Call, ready_id)
+                assert call is not None
+                if call.state == CallState.READY:
+                    fetch = s.scalar(select(Job).where(Job.kind == JobKind.FETCH_RECORDING))
+                    assert fetch is not None and fetch.state == JobState.RUNNING
+                    assert s.get(Call, slow_id).state == CallState.ENDED  # type: ignore[union-attr]
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the ready call waited for the slow download")
+    finally:
+        stop_lanes(workers, timeout_s=0.1)
+
+
+def test_unknown_lanes_are_refused(runtime: Runtime) -> None:
+    with pytest.raises(ValueError, match="unknown worker lane"):
+        start_lanes(runtime, ["fetch", "gpu"])
