@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -293,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", help="output: a .pt file (openai) or a directory (hf)")
     p.set_defaults(func=cmd_convert_model)
 
+    p = sub.add_parser(
+        "rotate-keys", help="seal all stored health text and recordings with the current key"
+    )
+    p.set_defaults(func=cmd_rotate_keys)
+
     p = sub.add_parser("stations", help="station settings: list, or load a stations file")
     p.add_argument("action", choices=["list", "load"])
     p.add_argument("file", nargs="?", help="stations YAML (see stations.example.yaml)")
@@ -372,6 +378,23 @@ def cmd_convert_model(args: argparse.Namespace) -> int:
     except (ConversionError, OSError) as exc:
         return _fail(f"convert-model: {exc}")
     print(json.dumps({"converted": str(ct2), "to": args.to, "out": str(out)}))
+    return 0
+
+
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from esitieto.rotation import rotate_keys
+    from esitieto.runtime import Runtime
+    from models.encryption import EncryptionError
+
+    runtime = Runtime(Settings())
+    try:
+        runtime.db.migrate()
+        report = rotate_keys(runtime.db, runtime.storage)
+    except EncryptionError as exc:
+        return _fail(f"{exc}: keep the old key in ESITIETO_ENCRYPTION__KEYS until this succeeds")
+    finally:
+        runtime.close()
+    print(json.dumps({"current_key": runtime.settings.keyring.current, **asdict(report)}))
     return 0
 
 

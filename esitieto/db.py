@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.encryption import Keyring, attach
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "models" / "migrations"
 
 
@@ -67,8 +69,11 @@ def migrate(engine: Engine) -> None:
 class Database:
     """The engine and a session factory, created once per process."""
 
-    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, keyring: Keyring | None = None
+    ) -> None:
         self.engine = create_db_engine(url, echo=echo, pool_size=pool_size)
+        attach(self.engine.dialect, keyring)  # health text columns are sealed with it
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     def migrate(self) -> None:

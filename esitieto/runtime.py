@@ -43,11 +43,12 @@ class Runtime:
             self.settings.database_url,
             echo=self.settings.database.echo,
             pool_size=self.settings.database.pool_size,
+            keyring=self.settings.keyring,
         )
 
     @cached_property
     def storage(self) -> Storage:
-        return LocalFileStorage(self.settings.recordings_dir)
+        return LocalFileStorage(self.settings.recordings_dir, keyring=self.settings.keyring)
 
     @cached_property
     def fetcher(self) -> RecordingFetcher:

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from integrations.jobs import LANES
 from integrations.twilio import TwilioSettings
+from models.encryption import Keyring
 from pretriage.settings import DetectorSettings
 from summarizer.speech.settings import AsrSettings
 from summarizer.text.settings import SummarizerSettings
@@ -67,6 +68,13 @@ class WebSettings(BaseModel):
     webhooks, the forms and a 20,000-character analysis all fit many times over."""
 
 
+class EncryptionSettings(BaseModel):
+    keys: SecretStr | None = None
+    """``id:hex64[,id:hex64…]``: AES-256 keys for recordings and health text at rest; the
+    first seals, the others only open (rotation: put the new key first, run ``esitieto
+    rotate-keys``, then drop the old one). Default: one key generated in the data directory."""
+
+
 class DemoSettings(BaseModel):
     enabled: bool = True
     """Seed the demo station and one demo account per role (all with the demo password)."""
@@ -92,6 +100,7 @@ class Settings(BaseSettings):
     voicebot: VoicebotSettings = Field(default_factory=VoicebotSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     log_level: str = "INFO"
 
@@ -127,11 +136,22 @@ class Settings(BaseSettings):
         return bytes.fromhex(secret.get_secret_value())
 
     @property
+    def keyring(self) -> Keyring:
+        spec = self.encryption.keys or SecretStr("g1:" + self._generated["data_key"])
+        return Keyring.parse(spec.get_secret_value())
+
+    @property
     def demo_nurse_password(self) -> SecretStr:
         return self.demo.nurse_password or SecretStr(self._generated["demo_nurse_password"])
 
 
-_GENERATED_KEYS = ("twilio_auth_token", "session_secret", "demo_nurse_password", "identity_key")
+_GENERATED_KEYS = (
+    "twilio_auth_token",
+    "session_secret",
+    "demo_nurse_password",
+    "identity_key",
+    "data_key",
+)
 
 
 def _load_or_create_generated_secrets(data_dir: Path) -> dict[str, str]:
@@ -149,7 +169,7 @@ def _load_or_create_generated_secrets(data_dir: Path) -> dict[str, str]:
                 secrets.token_hex(16)
                 if key == "twilio_auth_token"
                 else secrets.token_hex(32)
-                if key == "identity_key"
+                if key in ("identity_key", "data_key")
                 else secrets.token_urlsafe(24)
             )
     data_dir.mkdir(parents=True, exist_ok=True)

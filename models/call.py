@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, Un
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, IdMixin, TimestampMixin, utcnow
+from models.encryption import EncryptedJSON, EncryptedText
 
 
 class CallState:
@@ -114,7 +115,7 @@ class Transcript(IdMixin, Base):
     model: Mapped[str] = mapped_column(String(200))
     language: Mapped[str] = mapped_column(String(8))
     language_probability: Mapped[float | None] = mapped_column(Float, default=None)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText)
     confidence: Mapped[float | None] = mapped_column(Float, default=None)
     audio_duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     processing_s: Mapped[float] = mapped_column(Float, default=0.0)
@@ -134,7 +135,7 @@ class GivenTranscript(Base):
     __tablename__ = "given_transcripts"
 
     recording_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -146,7 +147,7 @@ class TranscriptSegment(IdMixin, Base):
     seq: Mapped[int] = mapped_column(Integer)
     start_s: Mapped[float] = mapped_column(Float)
     end_s: Mapped[float] = mapped_column(Float)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(EncryptedText)
     avg_logprob: Mapped[float | None] = mapped_column(Float, default=None)
     no_speech_prob: Mapped[float | None] = mapped_column(Float, default=None)
 
@@ -161,10 +162,10 @@ class Summary(IdMixin, TimestampMixin, Base):
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), unique=True)
     schema_version: Mapped[int] = mapped_column(Integer, default=1)
     generator: Mapped[str] = mapped_column(String(64))
-    source_text: Mapped[str] = mapped_column(Text)
+    source_text: Mapped[str] = mapped_column(EncryptedText)
     reason: Mapped[str] = mapped_column(String(300))
-    note: Mapped[str] = mapped_column(Text)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(EncryptedText)
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
 
 
 class TriageDecision(IdMixin, Base):

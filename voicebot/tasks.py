@@ -178,12 +178,12 @@ class Pipeline:
             language = call.language if call else None
             key = rec.storage_key
             given = call_service.given_words(session, rec.recording_sid)
-        path = self.deps.storage.local_path(key)
         try:
             if given is not None:
                 transcript = given_transcript(given, language, rec.duration_s)
             else:
-                transcript = self.deps.speech_to_text().transcribe(path, language=language)
+                audio = self.deps.storage.get(key)
+                transcript = self.deps.speech_to_text().transcribe(audio, language=language)
         except AudioError as exc:
             self._finish_recording(recording_id, RecordingState.FAILED, error=str(exc))
             return

@@ -729,10 +729,11 @@ def recording_audio(call_id: str, recording_id: str, runtime: Rt, user: User) ->
             )
         )
         key, content_type = rec.storage_key, rec.content_type or "audio/wav"
-    path = runtime.storage.local_path(key)
-    if not path.is_file():
-        raise HTTPException(status_code=404, detail="no recording")
-    return FileResponse(path, media_type=content_type, headers={"Cache-Control": "private"})
+    try:
+        audio = runtime.storage.get(key)
+    except FileNotFoundError:
+        raise HTTPException(status_code=404, detail="no recording") from None
+    return Response(audio, media_type=content_type, headers={"Cache-Control": "private"})
 
 
 def _audit_case(

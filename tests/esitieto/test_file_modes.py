@@ -27,7 +27,7 @@ def test_the_data_directory_database_and_recordings_are_private(tmp_path: Path) 
         for sidecar in (data / "esitieto.sqlite3-wal", data / "esitieto.sqlite3-shm"):
             if sidecar.exists():
                 assert _mode(sidecar) & 0o077 == 0, sidecar.name
-        recording = runtime.storage.local_path("CA123/RE456.wav")
+        recording = runtime.settings.recordings_dir / "CA123" / "RE456.wav"
         assert _mode(recording) == 0o600 and _mode(recording.parent) == 0o700
         assert _mode(runtime.settings.recordings_dir) == 0o700
     finally:
