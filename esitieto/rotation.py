@@ -18,7 +18,16 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from esitieto.db import Database
 from integrations.storage import Storage
-from models import Base, GivenTranscript, Recording, Summary, Transcript, TranscriptSegment
+from models import (
+    Base,
+    Call,
+    Callback,
+    GivenTranscript,
+    Recording,
+    Summary,
+    Transcript,
+    TranscriptSegment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +36,8 @@ SEALED_COLUMNS: dict[type[Base], tuple[str, ...]] = {
     TranscriptSegment: ("text",),
     GivenTranscript: ("text",),
     Summary: ("source_text", "note", "data"),
+    Call: ("from_number", "dialogue"),
+    Callback: ("phone_number",),
 }
 """Every encrypted column, by model (``models/encryption.py`` types)."""
 BATCH = 500

@@ -39,7 +39,8 @@ class Call(IdMixin, TimestampMixin, Base):
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
     account_sid: Mapped[str | None] = mapped_column(String(64), default=None)
-    from_number: Mapped[str | None] = mapped_column(String(32), default=None)
+    from_number: Mapped[str | None] = mapped_column(EncryptedText, default=None)
+    """The caller's number, sealed (checked as E.164 at the edge)."""
     to_number: Mapped[str] = mapped_column(String(32))
     language: Mapped[str] = mapped_column(String(8), default="fi")
     state: Mapped[str] = mapped_column(String(16), default=CallState.IN_PROGRESS)
@@ -59,8 +60,9 @@ class Call(IdMixin, TimestampMixin, Base):
     pretriage is sure of."""
     reason: Mapped[str | None] = mapped_column(String(300), default=None)
     processing_error: Mapped[str | None] = mapped_column(String(500), default=None)
-    dialogue: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
-    """The caller's keypad answers and the call's outcome (``voicebot.dialogue.Answers``)."""
+    dialogue: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON, default=None)
+    """The caller's keypad answers, the words heard in the call and the call's outcome
+    (``voicebot.dialogue.Answers``), sealed."""
     identity_sealed: Mapped[str | None] = mapped_column(Text, default=None)
     """The keyed identity code, birth date and sex, sealed (AES-GCM, the call id as context)."""
 
@@ -195,7 +197,7 @@ class Callback(IdMixin, TimestampMixin, Base):
 
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id"), unique=True)
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"), index=True)
-    phone_number: Mapped[str | None] = mapped_column(String(32), default=None)
+    phone_number: Mapped[str | None] = mapped_column(EncryptedText, default=None)
     state: Mapped[str] = mapped_column(String(16), default="open")
     window_start: Mapped[datetime | None] = mapped_column(default=None)
     window_end: Mapped[datetime | None] = mapped_column(default=None)

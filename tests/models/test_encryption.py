@@ -13,12 +13,21 @@ from esitieto.app import prepare
 from esitieto.rotation import rotate_keys
 from esitieto.runtime import Runtime
 from esitieto.settings import EncryptionSettings
-from models import Call, GivenTranscript, Recording, Summary, Transcript, TranscriptSegment
+from models import (
+    Call,
+    Callback,
+    GivenTranscript,
+    Recording,
+    Summary,
+    Transcript,
+    TranscriptSegment,
+)
 from models.encryption import EncryptionError, Keyring, text_key_id
 from tests.conftest import make_settings
 
 WORDS = "Minulla on puristava rintakipu ja vasen käsi puutuu"
 """A synthetic caller's words, looked for in every file the service writes."""
+NUMBER = "+358401239876"
 K1, K2 = "k1:" + "11" * 32, "k2:" + "22" * 32
 
 
@@ -32,9 +41,11 @@ def _runtime(data_dir: Path, database_url: str | None, keys: str) -> Runtime:
 
 def _store_case(rt: Runtime) -> str:
     with rt.db.session() as s:
-        call = Call(station_id="demo", call_sid="CA" + "e" * 32, to_number="+358900000000")
+        call = Call(station_id="demo", call_sid="CA" + "e" * 32, to_number="+358900000000",
+                    from_number=NUMBER, dialogue={"heard": WORDS, "language": "fi"})  # fmt: skip
         s.add(call)
         s.flush()
+        s.add(Callback(call_id=call.id, station_id="demo", phone_number=NUMBER))
         rec = Recording(call_id=call.id, recording_sid="RE" + "e" * 32, sequence=1,
                         prompt_key="reason", storage_key="CAe/REe.wav")  # fmt: skip
         s.add(rec)
@@ -58,7 +69,8 @@ def _raw(rt: Runtime, table: str, column: str) -> list[str]:
 
 SEALED = [("transcripts", "text"), ("transcript_segments", "text"),
           ("given_transcripts", "text"), ("summaries", "source_text"), ("summaries", "note"),
-          ("summaries", "data")]  # fmt: skip
+          ("summaries", "data"), ("calls", "from_number"), ("calls", "dialogue"),
+          ("callbacks", "phone_number")]  # fmt: skip
 
 
 def test_health_text_and_recordings_are_sealed_at_rest(tmp_path: Path, database_url: str) -> None:
@@ -68,18 +80,21 @@ def test_health_text_and_recordings_are_sealed_at_rest(tmp_path: Path, database_
         for table, column in SEALED:
             values = _raw(rt, table, column)
             assert values and all(str(v).startswith("enc1:") for v in values), (table, column)
-            assert not any(WORDS in str(v) for v in values)
+            assert not any(WORDS in str(v) or NUMBER in str(v) for v in values)
         with rt.db.session() as s:  # the app reads them as they were
             summary = s.query(Summary).filter_by(call_id=call_id).one()
             assert summary.source_text == WORDS and summary.data == {"evidence": [WORDS]}
             assert s.query(Transcript).one().segments[0].text == WORDS
+            call = s.get(Call, call_id)
+            assert call is not None and call.from_number == NUMBER
+            assert call.dialogue == {"heard": WORDS, "language": "fi"}
         assert rt.storage.get("CAe/REe.wav").startswith(b"RIFF" + WORDS.encode())
         # nothing the service wrote to disk holds the words in clear (the database, its WAL,
         # the recording)
-        needle = WORDS.encode()
         for path in (tmp_path / "var").rglob("*"):
             if path.is_file():
-                assert needle not in path.read_bytes(), path.name
+                data = path.read_bytes()
+                assert WORDS.encode() not in data and NUMBER.encode() not in data, path.name
     finally:
         rt.close()
 
@@ -107,7 +122,8 @@ def test_keys_rotate_and_the_old_key_can_then_go(tmp_path: Path, database_url: s
 
     rt = _runtime(data, database_url, f"{K2},{K1}")  # the new key first, the old one kept
     report = rotate_keys(rt.db, rt.storage)
-    assert report.rows["summaries"] == 1 and report.recordings == 1
+    assert report.rows["summaries"] == 1 and report.rows["calls"] == 1
+    assert report.recordings == 1
     for table, column in SEALED:
         assert {text_key_id(str(v)) for v in _raw(rt, table, column)} == {"k2"}, table
     rt.close()
