@@ -399,7 +399,7 @@ def write_files(
                 "mode",
                 "final_status_sent",
                 "started_utc",
-                "hung_up_utc",
+                "ended_utc",
                 "ready_utc",
                 "state",
                 "kills_during",
