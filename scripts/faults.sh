@@ -16,4 +16,14 @@ if [[ " $* " != *" --database-url "* ]]; then
   createdb "${pg[@]}" "$db"
   set -- --database-url "postgresql+psycopg://${PGUSER:-postgres}@${PGHOST:-127.0.0.1}/$db" "$@"
 fi
+# The code runs from a snapshot of the last commit (not the work tree): processes started
+# during the run must not pick up someone's half-saved edits. FAULTS_SNAPSHOT=0 runs the work tree.
+if [[ ${FAULTS_SNAPSHOT:-1} != 0 ]]; then
+  commit=$(git rev-parse --short HEAD)
+  snap=$(mktemp -d "/tmp/esitieto-faults-code-$commit-XXXX")
+  git archive HEAD | tar -x -C "$snap"
+  ln -s "$PWD/.venv" "$snap/.venv"
+  echo "faults.sh: code of commit $commit in $snap"
+  cd "$snap"
+fi
 exec .venv/bin/python -m esitieto.bench.faults "$@"

@@ -54,6 +54,7 @@ from esitieto.bench.harness import (
     duplicates,
     job_summary,
     make_engine,
+    new_key_spec,
     open_station_all_day,
     synth_phone_audio,
     tone,
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _term)
 
     token = secrets.token_hex(16)
+    key_spec = new_key_spec()
     media = RecordingServer(ACCOUNT_SID, token)
     stack = Stack(
         data_dir,
@@ -171,10 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             "ESITIETO_LOG_LEVEL": "INFO",
             "ESITIETO_DEMO__NURSE_PASSWORD": secrets.token_urlsafe(16),
             "ESITIETO_WORKER__RECONCILE_EVERY_S": str(args.reconcile_every_s),
+            "ESITIETO_ENCRYPTION__KEYS": key_spec,
             **twilio_env(media, token),
         },
     )
-    engine = make_engine(args.database_url)
+    engine = make_engine(args.database_url, key_spec)
     spawner = Spawner()
     kills: list[Kill] = []
     kills_lock = threading.Lock()

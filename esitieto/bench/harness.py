@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import secrets
 import signal
 import socket
 import statistics
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from esitieto.db import create_db_engine
 from models import Call, CallState, Job, JobState, Recording, Summary, Transcript
+from models.encryption import Keyring, attach
 from voicebot.service import give_words
 from voicebot.simulator import TWILIO_API_VERSION, CallDriver, RecordingServer, new_sid
 
@@ -541,8 +543,17 @@ def job_summary(engine: Engine) -> dict[str, Any]:
     }
 
 
-def make_engine(database_url: str) -> Engine:
-    return create_db_engine(database_url, pool_size=5)
+def new_key_spec() -> str:
+    """A throwaway encryption key for the run (``ESITIETO_ENCRYPTION__KEYS``), so this
+    process seals what it writes (the given words) as the app does."""
+    return f"run1:{secrets.token_hex(32)}"
+
+
+def make_engine(database_url: str, key_spec: str | None = None) -> Engine:
+    engine = create_db_engine(database_url, pool_size=5)
+    if key_spec is not None:
+        attach(engine.dialect, Keyring.parse(key_spec))
+    return engine
 
 
 class Spawner:

@@ -44,6 +44,7 @@ from esitieto.bench.harness import (
     job_summary,
     latency_figures,
     make_engine,
+    new_key_spec,
     open_station_all_day,
     rss_kb,
     synth_phone_audio,
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _term)
 
     token = secrets.token_hex(16)
+    key_spec = new_key_spec()
     media = RecordingServer(ACCOUNT_SID, token)
     stack = Stack(
         data_dir,
@@ -177,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         {
             "ESITIETO_LOG_LEVEL": "WARNING",
             "ESITIETO_DEMO__NURSE_PASSWORD": secrets.token_urlsafe(16),
+            "ESITIETO_ENCRYPTION__KEYS": key_spec,
             **twilio_env(media, token),
         },
     )
-    engine = make_engine(args.database_url)
+    engine = make_engine(args.database_url, key_spec)
     spawner = Spawner()
     samples: list[dict[str, Any]] = []
     info: dict[str, Any] = {
