@@ -29,6 +29,7 @@ from esitieto.worker import Periodic, Worker
 from integrations.jobs import LANES
 from models import Station
 from voicebot import endpoints as voicebot_endpoints
+from voicebot.retention import RetentionPolicy, apply_retention
 from voicebot.tasks import Pipeline
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,12 @@ def make_worker(runtime: Runtime, lanes: Collection[str] = LANES) -> Worker:
     """A worker for the jobs of ``lanes`` (and the housekeeping, if it is one of them)."""
     pipeline = Pipeline(runtime.voicebot)
     every = runtime.settings.worker
+    keep = runtime.settings.retention
+    policy = RetentionPolicy(keep.recordings_days, keep.transcripts_days, keep.cases_days)
+
+    def retention() -> object:
+        return apply_retention(runtime.db.session, runtime.storage, policy, runtime.clock())
+
     return Worker(
         runtime.db,
         every,
@@ -72,6 +79,7 @@ def make_worker(runtime: Runtime, lanes: Collection[str] = LANES) -> Worker:
             Periodic(every.reconcile_every_s, pipeline.reconcile_with_twilio),
             Periodic(every.sweep_every_s, pipeline.sweep_abandoned_calls),
             Periodic(every.sweep_every_s, pipeline.sweep_stalled_cases),
+            Periodic(keep.every_s, retention),
         ]
         if "housekeeping" in lanes
         else [],

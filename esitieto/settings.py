@@ -75,6 +75,19 @@ class EncryptionSettings(BaseModel):
     rotate-keys``, then drop the old one). Default: one key generated in the data directory."""
 
 
+class RetentionSettings(BaseModel):
+    """Days from the end of a call; empty keeps that kind for good (``voicebot/retention.py``)."""
+
+    recordings_days: int | None = Field(default=30, ge=1)
+    """Audio: long enough to listen again to a case a nurse or a complaint asks about."""
+    transcripts_days: int | None = Field(default=90, ge=1)
+    """What was heard; by then the nurse has written what matters into the patient record."""
+    cases_days: int | None = Field(default=365, ge=1)
+    """Then only anonymous figures remain (station, times, urgency, route, feedback scores)."""
+    every_s: float = Field(default=24 * 3600.0, ge=60.0)
+    """How often the deletion runs (and once at worker start)."""
+
+
 class DemoSettings(BaseModel):
     enabled: bool = True
     """Seed the demo station and one demo account per role (all with the demo password)."""
@@ -101,6 +114,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     log_level: str = "INFO"
 

@@ -65,6 +65,10 @@ class Call(IdMixin, TimestampMixin, Base):
     (``voicebot.dialogue.Answers``), sealed."""
     identity_sealed: Mapped[str | None] = mapped_column(Text, default=None)
     """The keyed identity code, birth date and sex, sealed (AES-GCM, the call id as context)."""
+    transcripts_deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When retention deleted what was heard (``voicebot/retention.py``)."""
+    anonymised_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When retention removed all that identifies the caller or tells their matter."""
 
     recordings: Mapped[list[Recording]] = relationship(
         back_populates="call", order_by="Recording.sequence"
