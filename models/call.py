@@ -46,6 +46,8 @@ class Call(IdMixin, TimestampMixin, Base):
     state: Mapped[str] = mapped_column(String(16), default=CallState.IN_PROGRESS)
     dialogue_step: Mapped[str] = mapped_column(String(32), default="greeting")
     twilio_status: Mapped[str | None] = mapped_column(String(32), default=None)
+    status_sequence: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The ``SequenceNumber`` of the status callback ``twilio_status`` came from."""
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     ready_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -403,11 +403,14 @@ def call_status(form: Form, deps: Deps) -> Response:
                 duration_s=_seconds(form.get("CallDuration")),
                 now=deps.clock(),
             )
-        elif call is not None and call.twilio_status not in service.FINAL_CALL_STATUSES:
-            # A progress event delivered late ("ringing" after "completed") never reopens
-            # what has ended: a final status is the last word whatever arrives after it.
-            call.twilio_status = status or call.twilio_status
+        elif call is not None:
+            service.progress(call, status, _sequence(sequence))
     return _xml(twiml.empty())
+
+
+def _sequence(value: str) -> int | None:
+    """Twilio's ``SequenceNumber`` (0, 1, 2… per call); None when absent or not a number."""
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 @router.post("/recording-status", openapi_extra=webhook(RecordingStatusForm), responses=NO_STATION)

@@ -215,6 +215,24 @@ def mark_recording_absent(session: Session, rec: Recording, error: str) -> None:
         enqueue(session, JobKind.FINALIZE_CALL, rec.call_id)
 
 
+def progress(call: Call, status: str, sequence: int | None) -> None:
+    """A progress status (``ringing``, ``in-progress``…): kept unless it is older news.
+
+    Twilio numbers a call's status callbacks (``SequenceNumber``) but does not promise to
+    deliver them in order: one that arrives after a later one is recorded as an event and
+    changes nothing. A final status is the last word whatever arrives after it."""
+    older = (
+        sequence is not None
+        and call.status_sequence is not None
+        and sequence < call.status_sequence
+    )
+    if call.twilio_status in FINAL_CALL_STATUSES or older:
+        return
+    call.twilio_status = status
+    if sequence is not None:
+        call.status_sequence = sequence
+
+
 def end_call(
     session: Session, call: Call, *, twilio_status: str, duration_s: int | None, now: datetime
 ) -> None:

@@ -303,6 +303,23 @@ def test_a_late_progress_status_never_reopens_an_ended_call(
         assert call.twilio_status == "completed" and call.state == CallState.ENDED
 
 
+def test_progress_statuses_are_ordered_by_their_sequence_number(
+    twilio: Twilio, runtime: Runtime
+) -> None:
+    """Twilio does not promise order: "ringing" (0) delivered after "in-progress" (1) is old
+    news and changes nothing."""
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    twilio.post("/twilio/status", {**params, "CallStatus": "in-progress", "SequenceNumber": "1"})
+    late = {**params, "CallStatus": "ringing", "SequenceNumber": "0"}
+    assert twilio.post("/twilio/status", late).status_code == 200
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.twilio_status == "in-progress"
+        assert call.status_sequence == 1
+        assert _count(runtime, CallEvent, CallEvent.kind == "status") == 2  # both kept
+
+
 def test_absent_recording_is_marked_missing(twilio: Twilio, runtime: Runtime) -> None:
     params = call_params()
     twilio.post("/twilio/voice", params)
