@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from sqlalchemy import func, select, text
 
+from esitieto.analysis_pool import AnalysisUnavailable
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import compute, local_days, local_today
 from esitieto.web.auth import NEXT_KEY, LoginRequired, Permission, StaffUser, current_user, require
@@ -60,13 +61,25 @@ def api_caller(request: Request, runtime: Rt) -> str:
         400: refusal("A body that is not JSON in UTF-8."),
         401: refusal("Neither a staff sign-in nor the API token, or a wrong token."),
         413: refusal("A body over `web.max_body_bytes`, refused before it is read."),
+        503: refusal("The analysis passed `web.analyze_deadline_s` and was stopped."),
     },
 )
 def analyze(
     body: AnalyzeRequest, runtime: Rt, caller: Annotated[str, Depends(api_caller)]
 ) -> AnalysisResult:
-    """The same as one ``esitieto analyze --jsonl`` line: both detectors, as after a call."""
-    return runtime.analyzer(body.id, body.text, body.context, note_language=body.note_language)
+    """The same as one ``esitieto analyze --jsonl`` line: both detectors, as after a call.
+    It runs in a separate process with a deadline (``esitieto/analysis_pool.py``)."""
+    pool = runtime.analysis_pool
+    if pool is None:
+        return runtime.analyzer(body.id, body.text, body.context, note_language=body.note_language)
+    try:
+        return pool.analyze(body.id, body.text, body.context, note_language=body.note_language)
+    except AnalysisUnavailable:
+        raise HTTPException(
+            status_code=503,
+            detail="the analysis took too long and was stopped; try a shorter text",
+            headers={"Retry-After": "5"},
+        ) from None
 
 
 @router.get(

@@ -17,6 +17,7 @@ from integrations.twilio import CallsApi, RecordingFetcher, api_base_url
 from models import utcnow
 
 if TYPE_CHECKING:
+    from esitieto.analysis_pool import AnalysisPool
     from integrations.sms import SmsSender
     from pretriage.analysis import Analyzer
     from pretriage.detector import SignDetector
@@ -123,6 +124,21 @@ class Runtime:
         return Analyzer(phraser=self.phraser, detector=self.detector)
 
     @cached_property
+    def analysis_pool(self) -> AnalysisPool | None:
+        """The API's analysis processes (None: ``web.analyze_workers`` is 0)."""
+        web = self.settings.web
+        if web.analyze_workers == 0:
+            return None
+        from esitieto.analysis_pool import AnalysisPool
+
+        return AnalysisPool(
+            self.settings.summarizer,
+            self.settings.detector,
+            workers=web.analyze_workers,
+            deadline_s=web.analyze_deadline_s,
+        )
+
+    @cached_property
     def voicebot(self) -> VoicebotDeps:
         """What the call's webhooks and jobs are given (see ``voicebot/deps.py``)."""
         from voicebot.deps import VoicebotDeps
@@ -145,6 +161,8 @@ class Runtime:
         )
 
     def close(self) -> None:
+        if "analysis_pool" in self.__dict__ and self.analysis_pool is not None:
+            self.analysis_pool.close()
         self.db.dispose()
 
 

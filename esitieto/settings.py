@@ -60,6 +60,11 @@ class WebSettings(BaseModel):
     api_token: SecretStr | None = None
     """A bearer token that lets a machine (a county's system, the evaluation harness) call
     ``POST /api/v1/analyze`` without a staff sign-in; None: staff sign-in only."""
+    analyze_workers: int = Field(default=2, ge=0)
+    """Processes for ``POST /api/v1/analyze`` (``esitieto/analysis_pool.py``); 0 analyses in
+    the web process itself, with no deadline (only for tests and tools)."""
+    analyze_deadline_s: float = Field(default=10.0, gt=0)
+    """An analysis still running after this is stopped (its process replaced) and answered 503."""
     idle_timeout_s: int = Field(default=3600, ge=60)
     """A staff session unused this long ends (the next click asks to sign in again)."""
     secure_cookies: bool = False

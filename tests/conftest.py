@@ -143,7 +143,8 @@ def make_settings(data_dir: Path, database_url: str | None = None, **worker: obj
         twilio=TwilioSettings(
             auth_token=SecretStr("test-auth-token-0123456789abcdef"), allow_local_recordings=True
         ),
-        web=WebSettings(api_token=SecretStr(API_TOKEN)),
+        # analyses in the test process (the pool has its own tests: test_analysis_pool.py)
+        web=WebSettings(api_token=SecretStr(API_TOKEN), analyze_workers=0),
         demo=DemoSettings(nurse_password=SecretStr("demo-password")),
     )
 
