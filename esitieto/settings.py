@@ -94,8 +94,10 @@ class RetentionSettings(BaseModel):
 
 
 class DemoSettings(BaseModel):
-    enabled: bool = True
-    """Seed the demo station and one demo account per role (all with the demo password)."""
+    enabled: bool = False
+    """Seed the demo station and one demo account per role (all with the demo password).
+    Off unless asked for: ``make run`` asks (a production start must not create accounts
+    with a shared password)."""
     station_id: str = "demo"
     phone_number: str = "+358900000000"
     nurse_username: str = "hoitaja"

@@ -103,7 +103,13 @@ def _play(
     with rt.db.session() as session:
         station = session.get(Station, station_id)
         if station is None:
-            raise SimulationError(f"unknown station '{station_id}'")
+            hint = (
+                " (the demo station is created by `make run`, or by any start with"
+                " ESITIETO_DEMO__ENABLED=true)"
+                if station_id == rt.settings.demo.station_id
+                else ""
+            )
+            raise SimulationError(f"unknown station '{station_id}'{hint}")
         to_number = station.phone_number
 
     def give(recording_sid: str, text: str) -> None:

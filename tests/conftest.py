@@ -145,7 +145,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **worker: obj
         ),
         # analyses in the test process (the pool has its own tests: test_analysis_pool.py)
         web=WebSettings(api_token=SecretStr(API_TOKEN), analyze_workers=0),
-        demo=DemoSettings(nurse_password=SecretStr("demo-password")),
+        demo=DemoSettings(enabled=True, nurse_password=SecretStr("demo-password")),
     )
 
 

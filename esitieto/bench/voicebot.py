@@ -132,6 +132,7 @@ def run(
             ESITIETO_VOICEBOT__IN_CALL_BUDGET_S=str(budget_s),
             ESITIETO_LOG_LEVEL="WARNING",
             ESITIETO_TWILIO__ALLOW_LOCAL_RECORDINGS="true",  # the simulator's recordings
+            ESITIETO_DEMO__ENABLED="true",  # the demo station takes the calls
             ESITIETO_ASR__CPU_THREADS=os.environ.get("ESITIETO_ASR__CPU_THREADS", "1"),
         )
         audio = _synth(data_dir / "caller.wav")

@@ -101,7 +101,7 @@ def run(cases: int = 5000, repeats: int = 20) -> dict[str, Any]:
         settings = Settings(
             data_dir=Path(tmp),
             worker=WorkerSettings(mode="external"),
-            demo=DemoSettings(nurse_password=SecretStr("bench-password")),
+            demo=DemoSettings(enabled=True, nurse_password=SecretStr("bench-password")),
         )
         rt = Runtime(settings)
         prepare(rt)

@@ -31,6 +31,7 @@ def app_environment(data_dir: Path) -> dict[str, str]:
         ESITIETO_WORKER__POLL_INTERVAL_S="0.1",
         # the simulator serves the callers' recordings on loopback
         ESITIETO_TWILIO__ALLOW_LOCAL_RECORDINGS="true",
+        ESITIETO_DEMO__ENABLED="true",
     )
     return env
 

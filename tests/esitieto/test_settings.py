@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from esitieto.app import prepare
+from esitieto.runtime import Runtime
 from esitieto.settings import Settings
+from models import Station, User
 
 
 def test_environment_and_nesting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -39,3 +43,24 @@ def test_generated_secrets_are_stable_and_private(tmp_path: Path) -> None:
     assert token == b.twilio_auth_token.get_secret_value()
     assert a.session_secret.get_secret_value() == b.session_secret.get_secret_value()
     assert (tmp_path / "secrets.json").stat().st_mode & 0o077 == 0
+
+
+def test_the_demo_is_off_unless_asked_for(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A production start creates no station and no accounts with a shared password; `make
+    run` asks for the demo (and the simulator's loopback recordings) explicitly."""
+    for name in ("ESITIETO_DEMO__ENABLED", "ESITIETO_TWILIO__ALLOW_LOCAL_RECORDINGS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ESITIETO_DATA_DIR", str(tmp_path))
+    settings = Settings()
+    assert not settings.demo.enabled and not settings.twilio.allow_local_recordings
+    runtime = Runtime(settings)
+    try:
+        assert prepare(runtime) is None
+        with runtime.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(User)) == 0
+            assert s.scalar(select(func.count()).select_from(Station)) == 0
+    finally:
+        runtime.close()
+    makefile = (Path(__file__).parents[2] / "Makefile").read_text()
+    run_recipe = makefile.split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "ESITIETO_DEMO__ENABLED=$${ESITIETO_DEMO__ENABLED:-true}" in run_recipe
