@@ -59,6 +59,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stt_serve(args: argparse.Namespace) -> int:
+    """This machine's speech-to-text behind OpenAI's transcription API (a pool member)."""
+    import uvicorn
+
+    from summarizer.speech.serve import create_stt_app
+    from summarizer.speech.stt import get_engine
+
+    settings = Settings()
+    asr = settings.asr
+    if asr.engine == "remote":  # a pool member transcribes itself, never forwards
+        asr = asr.model_copy(update={"engine": "faster-whisper"})
+    engine = get_engine(asr, settings.data_dir)
+    engine.load()
+    key = settings.asr.remote_api_key
+    app = create_stt_app(engine, api_key=key.get_secret_value() if key else None)
+    lines = [
+        f"Esitieto speech-to-text: http://{args.host}:{args.port}/v1/audio/transcriptions",
+        f"engine {engine.name}, model {engine.model_name}",
+        "API key required (ESITIETO_ASR__REMOTE_API_KEY)" if key else "no API key: loopback only",
+    ]
+    if key is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        return _fail("stt-serve on a network address needs ESITIETO_ASR__REMOTE_API_KEY")
+    print(banner(lines), flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def banner(lines: list[str]) -> str:
     """Lines in a frame, so they stand out from the log lines around them."""
     width = max(len(line) for line in lines) + 2
@@ -234,6 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "stt-serve", help="speech-to-text as a server (OpenAI's /v1/audio/transcriptions)"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9000)
+    p.set_defaults(func=cmd_stt_serve)
 
     p = sub.add_parser("worker", help="run a job worker (one thread per lane)")
     p.add_argument(

@@ -105,6 +105,9 @@ class SpeechToText(abc.ABC):
     model_name: str = ""
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     options: DecodeOptions = TUNED
+    concurrency: int = 1
+    """In-call transcriptions that may run at once: one for a model on this machine (it uses
+    every core already), one per server for a pool of servers."""
 
     @property
     def loaded(self) -> bool:
@@ -468,11 +471,23 @@ def _lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IN_CALL_NICENESS)
 
 
-_in_call_pool = ThreadPoolExecutor(
-    max_workers=1, thread_name_prefix="in-call-stt", initializer=_lower_priority
-)
-"""One in-call transcription at a time: a second caller waits rather than halving the first's
-speed (the model already uses every core)."""
+_in_call_pools: dict[int, ThreadPoolExecutor] = {}
+_in_call_pools_lock = threading.Lock()
+
+
+def _in_call_pool(concurrency: int) -> ThreadPoolExecutor:
+    """In-call transcriptions run ``engine.concurrency`` at a time: with a local model one, so
+    a second caller waits rather than halving the first's speed; with a pool of servers one per
+    server."""
+    with _in_call_pools_lock:
+        pool = _in_call_pools.get(concurrency)
+        if pool is None:
+            pool = _in_call_pools[concurrency] = ThreadPoolExecutor(
+                max_workers=concurrency,
+                thread_name_prefix="in-call-stt",
+                initializer=_lower_priority,
+            )
+        return pool
 
 
 def transcribe_within(
@@ -485,7 +500,9 @@ def transcribe_within(
     """The transcript if it is ready within ``budget_s``, else None, for use while the caller
     waits on the line (e.g. to confirm the first answer). None never loses anything: the
     after-call pipeline transcribes every recording anyway. Errors are raised as usual."""
-    future = _in_call_pool.submit(engine.transcribe, audio, language=language)
+    future = _in_call_pool(max(1, engine.concurrency)).submit(
+        engine.transcribe, audio, language=language
+    )
     try:
         return future.result(timeout=budget_s)
     except FutureTimeout:
@@ -581,8 +598,34 @@ def _reference_engine(
     return make
 
 
+def _make_remote(settings: AsrSettings, data_dir: Path) -> SpeechToText:
+    """A pool of OpenAI-compatible servers, falling back to faster-whisper on this machine."""
+    from summarizer.speech.remote import FallbackSpeechToText, RemoteSpeechToText
+
+    key = settings.remote_api_key
+    remote = RemoteSpeechToText(
+        settings.remote_urls,
+        model=settings.remote_model,
+        api_key=key.get_secret_value() if key else None,
+        timeout_s=settings.remote_timeout_s,
+        max_audio_seconds=settings.max_audio_seconds,
+        options=replace(decode_options(settings), languages=()),
+    )
+    if not settings.remote_fallback:
+        return remote
+    local: list[SpeechToText] = []
+
+    def fallback() -> SpeechToText:
+        if not local:  # built (and its model loaded) only when a server first fails
+            local.append(_make_faster_whisper(settings, data_dir))
+        return local[0]
+
+    return FallbackSpeechToText(remote, fallback)
+
+
 ENGINES: dict[str, Callable[[AsrSettings, Path], SpeechToText]] = {
     "faster-whisper": _make_faster_whisper,
+    "remote": _make_remote,
     "openai-whisper": _reference_engine("OpenAIWhisperEngine", "openai"),
     "transformers": _reference_engine("TransformersWhisperEngine", "hf"),
 }
