@@ -372,6 +372,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="store_true", help="asr: also the tuning variants")
     p.add_argument("--calls", type=int, default=50, help="voicebot: simultaneous calls")
     p.add_argument(
+        "--stt-servers",
+        type=int,
+        default=0,
+        help="voicebot: transcribe on this many stt-serve processes (default: in the app)",
+    )
+    p.add_argument(
         "--database-url", default=None, help="voicebot: e.g. a PostgreSQL URL (default SQLite)"
     )
     p.add_argument(
@@ -588,7 +594,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "voicebot":
         from esitieto.bench.voicebot import run, table
 
-        result = run(args.calls, database_url=args.database_url)
+        result = run(args.calls, database_url=args.database_url, stt_servers=args.stt_servers)
         print(table(result), flush=True)
         print(json.dumps({"bench": "voicebot", **result}))
         return 0 if not result["error_count"] else 1

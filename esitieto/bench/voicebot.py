@@ -116,10 +116,64 @@ def _serve(data_dir: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes]
         time.sleep(0.2)
 
 
+def _stt_servers(count: int, data_dir: Path, env: dict[str, str]) -> list[tuple[Any, str]]:
+    """``count`` ``esitieto stt-serve`` processes sharing the machine's cores."""
+    threads = str(max(1, (os.cpu_count() or 1) // count))
+    servers = []
+    for i in range(count):
+        port = _free_port()
+        log = (data_dir / f"stt-{i}.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "esitieto.cli", "stt-serve", "--port", str(port)],
+            env={**env, "ESITIETO_ASR__CPU_THREADS": threads},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        servers.append((proc, f"http://127.0.0.1:{port}"))
+    for proc, url in servers:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"stt-serve did not start; see {data_dir}")
+            time.sleep(0.2)
+    return servers
+
+
+def _heard_in_budget(data_dir: Path, database_url: str) -> tuple[int, int]:
+    """(calls whose answer was heard within the in-call budget, calls assessed), the warm-up
+    call (the first) left out."""
+    from sqlalchemy import select
+
+    from esitieto.db import Database
+    from esitieto.settings import Settings
+    from models import Call
+
+    db = Database(database_url, keyring=Settings(data_dir=data_dir).keyring)
+    try:
+        with db.session() as s:
+            in_order = select(Call.dialogue).order_by(Call.started_at)
+            dialogues = [d or {} for d in s.scalars(in_order)][1:]
+    finally:
+        db.dispose()
+    assessed = [d for d in dialogues if d.get("assessed")]
+    return sum(1 for d in assessed if d.get("heard") is not None), len(assessed)
+
+
 def run(
-    calls: int = 50, *, budget_s: float = 8.0, database_url: str | None = None
+    calls: int = 50,
+    *,
+    budget_s: float = 8.0,
+    database_url: str | None = None,
+    stt_servers: int = 0,
 ) -> dict[str, Any]:
-    """Play ``calls`` simultaneous calls; per-webhook latency figures."""
+    """Play ``calls`` simultaneous calls; per-webhook latency figures, and how many in-call
+    answers were heard within the budget (``stt_servers``: that many ``stt-serve`` processes
+    do the transcription; 0: the web process itself)."""
     from sqlalchemy import create_engine, text
 
     with tempfile.TemporaryDirectory(prefix="esitieto-bench-") as tmp:
@@ -136,6 +190,16 @@ def run(
             ESITIETO_ASR__CPU_THREADS=os.environ.get("ESITIETO_ASR__CPU_THREADS", "1"),
         )
         audio = _synth(data_dir / "caller.wav")
+        servers: list[tuple[Any, str]] = []
+        if stt_servers:
+            stt_env = {**env, "ESITIETO_ASR__REMOTE_API_KEY": "bench-stt-key"}
+            servers = _stt_servers(stt_servers, data_dir, stt_env)
+            env.update(
+                ESITIETO_ASR__ENGINE="remote",
+                ESITIETO_ASR__REMOTE_URLS=json.dumps([u for _, u in servers]),
+                ESITIETO_ASR__REMOTE_API_KEY="bench-stt-key",
+                ESITIETO_ASR__REMOTE_TIMEOUT_S=str(budget_s),
+            )
         proc, url = _serve(data_dir, env)
         try:
             db = create_engine(env["ESITIETO_DATABASE__URL"])
@@ -164,12 +228,19 @@ def run(
                 timings.extend(got_timings)
                 errors.extend(got_errors)
             wall = time.monotonic() - started
+            heard, assessed = _heard_in_budget(data_dir, env["ESITIETO_DATABASE__URL"])
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+            for server, _ in servers:
+                server.terminate()
+                server.wait(timeout=30)
     rows = figures(timings)
     return {
         "calls": calls,
+        "stt_servers": stt_servers,
+        "in_call_heard_within_budget": heard,
+        "in_call_assessed": assessed,
         "requests": len(timings),
         "errors": errors[:5],
         "error_count": len(errors),
