@@ -198,6 +198,7 @@ def verdict(f: dict[str, Any]) -> bool:
     """Nothing lost, nothing twice, every call played to the end."""
     return (
         f["calls_started"] > 0
+        and f["calls_started"] == f.get("calls_spawned", f["calls_started"])
         and f["cases_lost"] == 0
         and all(v == 0 for v in f["duplicates"].values())
         and f["recordings"]["lost"] == 0
@@ -208,12 +209,38 @@ def verdict(f: dict[str, Any]) -> bool:
 # --- processes ------------------------------------------------------------------------------
 
 
+def listen_port(low: int = 20000, high: int = 32000) -> int:
+    """A free port below the kernel's ephemeral range (32768 up by default), so no outgoing
+    connection takes it between now and the server's bind (which ``free_port``'s can)."""
+    import random
+    import socket
+
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 def _cpu_ticks(pid: int) -> int:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return int(fields[11]) + int(fields[12])  # utime + stime
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def busier(services: list[Service], window_s: float = 0.5) -> Service:
+    """The one of ``services`` that used the most CPU over the next ``window_s`` (the one
+    most likely in the middle of some work)."""
+    before = {s.name: _cpu_ticks(s.pid) for s in services}
+    time.sleep(window_s)
+    return max(services, key=lambda s: _cpu_ticks(s.pid) - before[s.name])
 
 
 @dataclass
@@ -311,7 +338,7 @@ class Cluster:
         python = [sys.executable, "-m", "esitieto.cli"]
         self.stt = []
         for i in (1, 2):
-            port = free_port()
+            port = listen_port()
             env = {**base_env, "ESITIETO_ASR__ENGINE": "faster-whisper"}
             self.stt.append(
                 Service(
@@ -323,8 +350,8 @@ class Cluster:
                 )
             )
         stt_urls = [s.health_url.removesuffix("/health") for s in self.stt if s.health_url]
-        self.lb_port = free_port()
-        self.stats_port = free_port()
+        self.lb_port = listen_port()
+        self.stats_port = listen_port()
         self.url = f"http://127.0.0.1:{self.lb_port}"
         self.app_env = {
             **base_env,
@@ -337,7 +364,7 @@ class Cluster:
         }
         self.web = []
         for i in (1, 2):
-            port = free_port()
+            port = listen_port()
             self.web.append(
                 Service(
                     f"web{i}",
@@ -639,7 +666,11 @@ def table(f: dict[str, Any]) -> str:
         ("result", "PASSED" if f["passed"] else "FAILED"),
         ("topology", f["topology"]),
         ("machine load (1-min mean)", f"{f['load_1min_mean']} on {f['cpus']} CPUs"),
-        ("calls started", f"{f['calls_started']} ({f['calls_with_audio']} with real audio)"),
+        (
+            "calls started / played to the end",
+            f"{f['calls_spawned']} / {f['calls_started']} "
+            f"({f['calls_with_audio']} with real audio)",
+        ),
         ("call errors", str(f["call_errors"])),
         ("cases on the worklist (READY)", str(f["cases_ready"])),
         ("cases lost (missing / not READY)", f"{f['cases_lost']} ({f['cases_missing']} missing)"),
@@ -767,17 +798,14 @@ def main(argv: list[str] | None = None) -> int:
     def fault(kind: str) -> None:
         try:
             if kind == "worker":
-                faults.append(cluster.kill_and_restart(cluster.workers[0]))
+                faults.append(cluster.kill_and_restart(busier(cluster.workers)))
             elif kind == "web":
-                faults.append(cluster.kill_and_restart(cluster.web[0]))
+                faults.append(cluster.kill_and_restart(busier(cluster.web)))
             elif kind == "stt":
                 ScaleCaller.audio_posted.clear()
                 heard = ScaleCaller.audio_posted.wait(60)
                 time.sleep(0.3)  # the answer is being heard now
-                before = {s.name: _cpu_ticks(s.pid) for s in cluster.stt}
-                time.sleep(0.5)
-                busier = max(cluster.stt, key=lambda s: _cpu_ticks(s.pid) - before[s.name])
-                f = cluster.kill_and_restart(busier)
+                f = cluster.kill_and_restart(busier(cluster.stt))
                 f.detail += " (while an audio answer was heard)" if heard else ""
                 faults.append(f)
             elif kind == "pg":
@@ -853,6 +881,7 @@ def main(argv: list[str] | None = None) -> int:
     sampling.set()
     info["load_1min_mean"] = round(sum(load) / len(load), 2) if load else None
     info["cpus"] = os.cpu_count()
+    info["calls_spawned"] = len(spawner._threads)
     dialogues, recordings = read_back(engine, sids)
     info["finished_utc"] = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     f = figures(info, scaled, states, dialogues, recordings)
