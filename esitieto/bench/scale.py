@@ -194,6 +194,23 @@ def heard_in_budget(dialogues: dict[str, dict[str, Any] | None]) -> dict[str, in
     }
 
 
+LOG_SIGNS = {
+    "stt_server_failed": "speech-to-text server",
+    "stt_local_fallback": "transcribing on this machine instead",
+    "live_webhook_to_nurse": "the caller goes to a nurse",
+    "job_failed_attempt": "failed (attempt",
+    "worker_loop_error": "worker loop error",
+}
+"""What the app's own logs say happened (the lines name error types, never words heard)."""
+
+
+def log_counts(texts: list[str]) -> dict[str, int]:
+    return {
+        key: sum(line.count(sign) for text in texts for line in text.splitlines())
+        for key, sign in LOG_SIGNS.items()
+    }
+
+
 def verdict(f: dict[str, Any]) -> bool:
     """Nothing lost, nothing twice, every call played to the end."""
     return (
@@ -495,18 +512,25 @@ class Twilio5xxRetryingClient(RetryingClient):
 
 @dataclass
 class _ScaleDriver(_SharedMediaDriver):
-    """Keeps the recording SIDs the caller posted, and says when an audio answer is posted."""
+    """Keeps the recording SIDs the caller posted, and calls ``on_assess`` as its first
+    ``/twilio/assess`` goes out (after the caller's pause): the answer is being heard then."""
 
     posted: set[str] = field(default_factory=set)
-    on_audio_posted: Any = None
+    on_assess: Any = None
+    _assessing: bool = False
 
     def post(self, url: str, extra: dict[str, str] | None = None) -> str:
         sid = (extra or {}).get("RecordingSid")
         if sid and "RecordingStatus" not in (extra or {}):
             self.posted.add(sid)
-            if self.on_audio_posted is not None:
-                self.on_audio_posted()
+        self._assessing = url.split("?")[0].endswith(BUDGETED)
         return super().post(url, extra)
+
+    def paced(self, pause: Any) -> None:
+        pause()
+        if self._assessing and self.on_assess is not None:
+            self.on_assess()
+            self.on_assess = None
 
 
 @dataclass
@@ -521,7 +545,8 @@ class ScaleCaller(Caller):
     posted recordings kept, the hang-up time, and given words stored through a database
     restart."""
 
-    audio_posted = threading.Event()
+    audio_assessing = threading.Event()
+    """Set as an audio call asks for its answer to be heard in the call."""
 
     def give(self, recording_sid: str, text: str) -> None:
         from voicebot.service import give_words
@@ -567,8 +592,8 @@ class ScaleCaller(Caller):
             client=client,
             tone_path=self.tone_path,
         )
-        driver.on_audio_posted = self.audio_posted.set if audio else None
-        driver.pause = lambda: time.sleep(pace.uniform(*self.think_s))
+        driver.on_assess = self.audio_assessing.set if audio else None
+        driver.pause = lambda: driver.paced(lambda: time.sleep(pace.uniform(*self.think_s)))
         hangup_at = None
         try:
             driver.run("/twilio/voice")
@@ -701,6 +726,7 @@ def table(f: dict[str, Any]) -> str:
                 f"retried {s['retried']}, redispatched {s['redispatched']}",
             )
         )
+    rows.append(("app logs", ", ".join(f"{k} {v}" for k, v in f["app_log_counts"].items())))
     for name, exits in f["unexpected_exits"].items():
         rows.append((f"exited on its own: {name}", str(exits)))
     width = max(len(k) for k, _ in rows)
@@ -802,9 +828,9 @@ def main(argv: list[str] | None = None) -> int:
             elif kind == "web":
                 faults.append(cluster.kill_and_restart(busier(cluster.web)))
             elif kind == "stt":
-                ScaleCaller.audio_posted.clear()
-                heard = ScaleCaller.audio_posted.wait(60)
-                time.sleep(0.3)  # the answer is being heard now
+                ScaleCaller.audio_assessing.clear()
+                heard = ScaleCaller.audio_assessing.wait(60)
+                time.sleep(0.3)  # fetched and trimmed; now it is being heard
                 f = cluster.kill_and_restart(busier(cluster.stt))
                 f.detail += " (while an audio answer was heard)" if heard else ""
                 faults.append(f)
@@ -892,6 +918,9 @@ def main(argv: list[str] | None = None) -> int:
     f["haproxy"] = lb
     f["process_starts"] = {s.name: s.starts for s in cluster.services}
     f["unexpected_exits"] = {s.name: s.exits for s in cluster.services if s.exits}
+    f["app_log_counts"] = log_counts(
+        [s.log_path.read_text(errors="replace") for s in [*cluster.web, *cluster.workers]]
+    )
     f["passed"] = verdict(f)
     engine.dispose()
     write_calls(data_dir, scaled, states, dialogues)

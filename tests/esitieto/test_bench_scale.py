@@ -14,6 +14,7 @@ from esitieto.bench.scale import (
     haproxy_config,
     haproxy_servers,
     heard_in_budget,
+    log_counts,
     lost_recordings,
     p50_p99,
     verdict,
@@ -103,3 +104,14 @@ def test_the_run_passes_only_with_nothing_lost_or_twice() -> None:
     assert not verdict({**good, "duplicates": {"cases": 0, "jobs": 1}})
     assert not verdict({**good, "recordings": {"lost": 1}})
     assert not verdict({**good, "calls_started": 0})
+
+
+def test_log_counts_finds_the_apps_own_signs() -> None:
+    texts = [
+        "WARNING speech-to-text server http://x failed: ConnectError\nINFO ok\n",
+        "ERROR /twilio/assess failed (OperationalError): the caller goes to a nurse\n",
+    ]
+    got = log_counts(texts)
+    assert got["stt_server_failed"] == 1
+    assert got["live_webhook_to_nurse"] == 1
+    assert got["worker_loop_error"] == 0
