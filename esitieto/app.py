@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +29,7 @@ from esitieto.web import pages, staff
 from esitieto.web.auth import LoginRequired, StaffUser, current_user
 from esitieto.worker import Periodic, Worker
 from integrations.jobs import LANES
-from models import Station
+from models import Job, JobState, Station
 from voicebot import endpoints as voicebot_endpoints
 from voicebot.retention import RetentionPolicy, apply_retention
 from voicebot.tasks import Pipeline
@@ -53,6 +55,8 @@ def prepare(runtime: Runtime) -> DemoLogin | None:
     runtime.phraser  # noqa: B018 - a wrong backend configuration fails here
     runtime.sms  # noqa: B018 - and so does a wrong SMS sender
     runtime.detector  # noqa: B018 - and a sign classifier that does not fit its data or model
+    if runtime.delivery is not None:
+        runtime.delivery.install_schema()  # procrastinate's tables, once
     with runtime.db.session() as session:
         demo = ensure_demo(session, runtime.settings)
         session.flush()
@@ -71,6 +75,13 @@ def make_worker(runtime: Runtime, lanes: Collection[str] = LANES) -> Worker:
     def retention() -> object:
         return apply_retention(runtime.db.session, runtime.storage, policy, runtime.clock())
 
+    delivery = runtime.delivery
+    relay = (
+        [Periodic(every.relay_every_s, partial(delivery.relay, runtime.db))]
+        if delivery is not None
+        else []
+    )
+
     return Worker(
         runtime.db,
         every,
@@ -80,6 +91,7 @@ def make_worker(runtime: Runtime, lanes: Collection[str] = LANES) -> Worker:
             Periodic(every.sweep_every_s, pipeline.sweep_abandoned_calls),
             Periodic(every.sweep_every_s, pipeline.sweep_stalled_cases),
             Periodic(keep.every_s, retention),
+            *relay,
         ]
         if "housekeeping" in lanes
         else [],
@@ -97,6 +109,26 @@ def start_lanes(runtime: Runtime, lanes: Collection[str]) -> list[Worker]:
     for worker in workers:
         worker.start_thread()
     return workers
+
+
+def run_delivered_jobs(runtime: Runtime, lanes: Collection[str], stop: threading.Event) -> None:
+    """With procrastinate: run the jobs it delivers, one worker per lane, until ``stop``;
+    a job queued again when it ends (a retry, a rerun) is handed over again."""
+    delivery = runtime.delivery
+    if delivery is None:
+        raise ValueError("ESITIETO_WORKER__ENGINE is not procrastinate")
+    worker = make_worker(runtime, [lane for lane in lanes if lane != "housekeeping"])
+
+    def run(job_id: str) -> None:
+        worker.run_one(job_id)
+        with runtime.db.session() as session:
+            job = session.get(Job, job_id)
+            again = job is not None and job.state == JobState.QUEUED
+            handed = (job.id, job.kind, job.run_after) if again and job is not None else None
+        if handed is not None:
+            delivery.hand_over([handed])
+
+    delivery.run_workers(list(lanes), run, stop)
 
 
 def stop_lanes(workers: list[Worker], timeout_s: float = 30.0) -> None:

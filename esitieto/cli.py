@@ -101,13 +101,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
     lanes = args.lanes.split(",") if args.lanes else settings.worker.lanes
     runtime = Runtime(settings)
     prepare(runtime)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if settings.worker.engine == "procrastinate":
+        from esitieto.app import run_delivered_jobs
+
+        # housekeeping (sweeps, reconciliation, retention, the relay) in a thread; the
+        # lanes' jobs as procrastinate delivers them
+        housekeeping = start_lanes(runtime, [lane for lane in lanes if lane == "housekeeping"])
+        print(f"Esitieto worker started (procrastinate): lanes {', '.join(lanes)}", flush=True)
+        run_delivered_jobs(runtime, lanes, stop)
+        stop_lanes(housekeeping)
+        runtime.close()
+        return 0
     try:
         workers = start_lanes(runtime, lanes)
     except ValueError as exc:
         return _fail(str(exc))
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     print(f"Esitieto worker started: lanes {', '.join(w.name for w in workers)}", flush=True)
     while not stop.wait(1.0):
         if not all(w.alive for w in workers):

@@ -18,6 +18,7 @@ from models import utcnow
 
 if TYPE_CHECKING:
     from esitieto.analysis_pool import AnalysisPool
+    from esitieto.job_engine import Delivery
     from integrations.sms import SmsSender
     from pretriage.analysis import Analyzer
     from pretriage.detector import SignDetector
@@ -46,6 +47,21 @@ class Runtime:
             pool_size=self.settings.database.pool_size,
             keyring=self.settings.keyring,
         )
+
+    @cached_property
+    def delivery(self) -> Delivery | None:
+        """procrastinate's hand-over of committed jobs (None: the embedded worker polls)."""
+        if self.settings.worker.engine != "procrastinate":
+            return None
+        from sqlalchemy import event
+
+        from esitieto.job_engine import Delivery
+        from voicebot.tasks import Pipeline
+
+        lanes = {kind: spec.lane for kind, spec in Pipeline(self.voicebot).specs().items()}
+        delivery = Delivery(self.settings.database_url, lanes)
+        event.listen(self.db.sessionmaker, "after_commit", delivery.after_commit)
+        return delivery
 
     @cached_property
     def storage(self) -> Storage:
@@ -161,6 +177,8 @@ class Runtime:
         )
 
     def close(self) -> None:
+        if "delivery" in self.__dict__ and self.delivery is not None:
+            self.delivery.close()
         if "analysis_pool" in self.__dict__ and self.analysis_pool is not None:
             self.analysis_pool.close()
         self.db.dispose()

@@ -35,6 +35,11 @@ class DatabaseSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
+    engine: Literal["embedded", "procrastinate"] = "embedded"
+    """Who delivers the outbox's jobs: ``embedded`` (the worker polls the outbox; SQLite or
+    PostgreSQL, no other service) or ``procrastinate`` (PostgreSQL only: LISTEN/NOTIFY, a
+    queue per lane; ``esitieto/job_engine.py``). With procrastinate run the jobs with
+    ``esitieto worker`` processes (``mode: external``)."""
     mode: Literal["inprocess", "external"] = "inprocess"
     """``inprocess`` runs the job worker inside the web app; ``external`` leaves it to
     ``esitieto worker`` processes."""
@@ -50,6 +55,8 @@ class WorkerSettings(BaseModel):
     reconcile_every_s: float = Field(default=300.0, ge=10.0)
     """How often (and at start) calls still in progress are checked with Twilio's Calls API,
     so a lost final status callback delays a case by minutes, not hours."""
+    relay_every_s: float = Field(default=10.0, ge=1.0)
+    """With procrastinate: how often jobs whose hand-over was lost are delivered again."""
     sweep_every_s: float = Field(default=30.0, ge=1.0)
     """How often stalled and abandoned cases are looked for."""
 

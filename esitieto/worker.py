@@ -76,22 +76,32 @@ class Worker:
             and_(Job.state == JobState.RUNNING, Job.locked_until < now),
         )
 
-    def claim(self) -> ClaimedJob | None:
+    def claim(self, job_id: str | None = None) -> ClaimedJob | None:
+        """Claim a due job of this worker's kinds (``job_id``: that one, if it is due)."""
         if not self.specs:
             return None  # a housekeeping-only worker
         now = utcnow()
-        with self.db.session() as session:
-            candidates = session.scalars(
-                select(Job.id)
-                .where(self._due(now), Job.kind.in_(list(self.specs)))  # type: ignore[arg-type]
-                .order_by(Job.run_after)
-                .limit(8)
-            ).all()
-        for job_id in candidates:
+        if job_id is not None:
+            candidates: list[str] = [job_id]
+        else:
+            with self.db.session() as session:
+                candidates = list(
+                    session.scalars(
+                        select(Job.id)
+                        .where(self._due(now), Job.kind.in_(list(self.specs)))  # type: ignore[arg-type]
+                        .order_by(Job.run_after)
+                        .limit(8)
+                    )
+                )
+        for candidate in candidates:
             with self.db.session() as session:
                 result = session.execute(
                     update(Job)
-                    .where(Job.id == job_id, self._due(now))  # type: ignore[arg-type]
+                    .where(
+                        Job.id == candidate,
+                        Job.kind.in_(list(self.specs)),
+                        self._due(now),  # type: ignore[arg-type]
+                    )
                     .values(
                         state=JobState.RUNNING,
                         locked_by=self.worker_id,
@@ -104,7 +114,7 @@ class Worker:
                 )
                 if result.rowcount != 1:  # type: ignore[attr-defined]
                     continue  # another worker won it
-                job = session.get(Job, job_id)
+                job = session.get(Job, candidate)
                 assert job is not None
                 return ClaimedJob(job.id, job.kind, job.key, job.attempts, job.max_attempts)
         return None
@@ -140,9 +150,9 @@ class Worker:
             row.state, row.finished_at = JobState.FAILED, now
             return True
 
-    def run_one(self) -> bool:
-        """Claim and run one due job; False when there was none."""
-        job = self.claim()
+    def run_one(self, job_id: str | None = None) -> bool:
+        """Claim and run one due job (``job_id``: that one); False when there was none."""
+        job = self.claim(job_id)
         if job is None:
             return False
         spec = self.specs[job.kind]

@@ -50,13 +50,17 @@ def enqueue(session: Session, kind: str, key: str, *, delay_s: float = 0.0) -> N
 
     Queued: nothing to do. Running: it runs once more when it finishes (the change that
     enqueued may have come too late for the current run). Done or failed: queued again.
+    The job is also noted in ``session.info["enqueued"]``, so a job engine can be told of it
+    once the transaction has committed (``esitieto/job_engine.py``).
     """
     run_after = utcnow() + timedelta(seconds=delay_s)
     job = session.scalar(select(Job).where(Job.kind == kind, Job.key == key))
     if job is None:
         try:
             with session.begin_nested():
-                session.add(Job(kind=kind, key=key, run_after=run_after))
+                job = Job(kind=kind, key=key, run_after=run_after)
+                session.add(job)
+            session.info.setdefault("enqueued", []).append(job)
             return
         except IntegrityError:
             job = session.scalar(select(Job).where(Job.kind == kind, Job.key == key))
@@ -70,3 +74,4 @@ def enqueue(session: Session, kind: str, key: str, *, delay_s: float = 0.0) -> N
         job.run_after = run_after
         job.last_error = None
         job.finished_at = None
+        session.info.setdefault("enqueued", []).append(job)

@@ -1,0 +1,5 @@
+"""What ``dramatiq dramatiq_worker`` imports: the broker and the actor of compare.py."""
+
+import compare
+
+compare.dramatiq_actor()
