@@ -15,6 +15,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
@@ -31,7 +33,8 @@ def record(sent: float) -> None:
 
 # -- procrastinate -----------------------------------------------------------------------------
 
-def procrastinate_app():  # type: ignore[no-untyped-def]
+
+def procrastinate_app() -> tuple[Any, Any]:
     import procrastinate
 
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=PG))
@@ -45,7 +48,8 @@ def procrastinate_app():  # type: ignore[no-untyped-def]
 
 # -- Dramatiq ----------------------------------------------------------------------------------
 
-def dramatiq_actor():  # type: ignore[no-untyped-def]
+
+def dramatiq_actor() -> Any:
     import dramatiq
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
@@ -87,7 +91,7 @@ def figures(name: str, rows: list[tuple[float, float]], wall_s: float) -> dict[s
     }
 
 
-def steady(defer) -> float:  # type: ignore[no-untyped-def]
+def steady(defer: Callable[[float], object]) -> float:
     started = time.time()
     for i in range(N):
         time.sleep(max(0.0, started + i / RATE - time.time()))
@@ -113,9 +117,8 @@ def main() -> None:
     else:
         noop = dramatiq_actor()
         noop.broker.flush_all()  # nothing left over from an earlier run
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", "dramatiq_worker", "--processes", "1", "--threads", "4"],
-            env=env, cwd=here)  # fmt: skip
+        command = ["dramatiq", "dramatiq_worker", "--processes", "1", "--threads", "4"]
+        worker = subprocess.Popen([sys.executable, "-m", *command], env=env, cwd=here)
         time.sleep(3)
         t0 = steady(lambda sent: noop.send(sent))
     rows = wait_done(N)
@@ -127,7 +130,8 @@ def main() -> None:
 
 def _has_schema() -> bool:
     with psycopg.connect(PG, autocommit=True) as conn:
-        return bool(conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0])
+        row = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
+        return bool(row and row[0])
 
 
 if __name__ == "__main__":
