@@ -56,6 +56,7 @@ from esitieto.bench.harness import (
     make_engine,
     new_key_spec,
     open_station_all_day,
+    settings_given,
     synth_phone_audio,
     tone,
     twilio_env,
@@ -145,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ESITIETO_NAME=VALUE",
+        help="a setting for serve and worker (e.g. ESITIETO_WORKER__ENGINE=procrastinate)",
+    )
     ap.add_argument("--wait-s", type=float, default=400.0, help="for the cases at the end")
     args = ap.parse_args(argv)
 
@@ -175,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             "ESITIETO_WORKER__RECONCILE_EVERY_S": str(args.reconcile_every_s),
             "ESITIETO_ENCRYPTION__KEYS": key_spec,
             **twilio_env(media, token),
+            **settings_given(args.set),
         },
     )
     engine = make_engine(args.database_url, key_spec)

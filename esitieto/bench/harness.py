@@ -207,6 +207,18 @@ class Stack:
         return str(token)
 
 
+def settings_given(pairs: list[str]) -> dict[str, str]:
+    """``--set ESITIETO_NAME=VALUE`` options as environment variables for serve and worker
+    (the run's own environment's ``ESITIETO_*`` variables are not passed on)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.startswith("ESITIETO_"):
+            raise SystemExit(f"--set {pair!r}: expected ESITIETO_NAME=VALUE")
+        out[key] = value
+    return out
+
+
 def twilio_env(media: RecordingServer, auth_token: str) -> dict[str, str]:
     """Settings that make the recording server the app's "Twilio": its token, its REST API
     (the Calls API that reconciliation asks), its recordings."""

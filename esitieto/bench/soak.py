@@ -47,6 +47,7 @@ from esitieto.bench.harness import (
     new_key_spec,
     open_station_all_day,
     rss_kb,
+    settings_given,
     synth_phone_audio,
     tone,
     twilio_env,
@@ -148,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=10.0, help="calls a minute")
     ap.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     ap.add_argument("--data-dir", type=Path, default=None)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ESITIETO_NAME=VALUE",
+        help="a setting for serve and worker (e.g. ESITIETO_WORKER__ENGINE=procrastinate)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="CSV of the samples")
     ap.add_argument("--sample-s", type=float, default=30.0)
     ap.add_argument(
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "ESITIETO_DEMO__NURSE_PASSWORD": secrets.token_urlsafe(16),
             "ESITIETO_ENCRYPTION__KEYS": key_spec,
             **twilio_env(media, token),
+            **settings_given(args.set),
         },
     )
     engine = make_engine(args.database_url, key_spec)
