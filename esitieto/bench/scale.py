@@ -690,6 +690,7 @@ def table(f: dict[str, Any]) -> str:
     rows = [
         ("result", "PASSED" if f["passed"] else "FAILED"),
         ("topology", f["topology"]),
+        ("extra settings", ", ".join(f.get("settings") or []) or "none (defaults)"),
         ("machine load (1-min mean)", f"{f['load_1min_mean']} on {f['cpus']} CPUs"),
         (
             "calls started / played to the end",
@@ -748,6 +749,13 @@ def main(argv: list[str] | None = None) -> int:
         help="shares of the calls started at which each fault happens",
     )
     ap.add_argument("--no-pg-restart", action="store_true", help="leave PostgreSQL alone")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="ESITIETO_KEY=VALUE",
+        help="another setting for every process, e.g. ESITIETO_WORKER__ENGINE=procrastinate",
+    )
     ap.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None, help="also write the result JSON here")
@@ -791,6 +799,12 @@ def main(argv: list[str] | None = None) -> int:
         ESITIETO_TWILIO__AUTH_TOKEN=token,
         ESITIETO_TWILIO__API_BASE_URL=media.base,
     )
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("ESITIETO_"):
+            print(f"scale: --set wants ESITIETO_KEY=VALUE, not {item!r}", file=sys.stderr)
+            return 2
+        base_env[key] = value
     cluster = Cluster(data_dir, args.database_url, base_env, secrets.token_hex(STT_KEY_BYTES))
     engine = make_engine(args.database_url, key_spec)
     spawner = Spawner()
@@ -810,6 +824,7 @@ def main(argv: list[str] | None = None) -> int:
         "in_call_budget_s": args.budget_s,
         "fault_shares": dict(zip(("worker", "stt", "web", "pg"), args.faults, strict=True)),
         "pg_restart": not args.no_pg_restart,
+        "settings": sorted(args.set),
     }
 
     load: list[float] = []
