@@ -16,6 +16,7 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text, update
+from sqlalchemy.exc import OperationalError
 
 from esitieto.app import create_app, make_worker, prepare
 from esitieto.runtime import Runtime
@@ -86,8 +87,14 @@ def postgres_url() -> Iterator[str]:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for attempt in range(5):  # a server restarted meanwhile (by another run) is waited for
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            break
+        except OperationalError:
+            admin.dispose()
+            time.sleep(1 + attempt)
     admin.dispose()
 
 
