@@ -160,20 +160,41 @@ class Worker:
         try:
             spec.run(job.key)
         except RetryLater as exc:
-            failed = self._finish(job, str(exc), retry=True)
+            failed = self._record(job, str(exc), retry=True)
         except GiveUp as exc:
-            failed = self._finish(job, str(exc), retry=False)
+            failed = self._record(job, str(exc), retry=False)
         except Exception as exc:  # a bug or an outage: retried, then given up
             log.exception("job %s %s failed (attempt %d)", job.kind, job.id, job.attempts)
-            failed = self._finish(job, f"{type(exc).__name__}: {exc}", retry=True)
+            failed = self._record(job, f"{type(exc).__name__}: {exc}", retry=True)
         else:
-            failed = self._finish(job, None, retry=False)
+            failed = self._record(job, None, retry=False)
             log.info("job %s %s done in %.2fs", job.kind, job.id, time.perf_counter() - started)
             return True
         if failed and spec.on_give_up is not None:
             with_error = self._last_error(job.id)
             spec.on_give_up(job.key, with_error)
         return True
+
+    def _record(self, job: ClaimedJob, error: str | None, *, retry: bool) -> bool:
+        """``_finish``, tried again while the database is away (restarting): the outcome of
+        a job that ran is not left for its lease (minutes) to run out. Gives up only when the
+        lease has, as another worker may then have the job."""
+        deadline = time.monotonic() + self.settings.lease_s
+        wait = 0.2
+        while True:
+            try:
+                return self._finish(job, error, retry=retry)
+            except Exception as exc:
+                if time.monotonic() + wait > deadline or self.stop.is_set():
+                    raise
+                log.warning(
+                    "job %s %s: outcome not recorded yet (%s); trying again",
+                    job.kind,
+                    job.id,
+                    type(exc).__name__,
+                )
+                time.sleep(wait)
+                wait = min(wait * 2, 5.0)
 
     def _last_error(self, job_id: str) -> str:
         with self.db.session() as session:

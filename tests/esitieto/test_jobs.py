@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from esitieto.app import start_lanes, stop_lanes
 from esitieto.runtime import Runtime
@@ -241,3 +242,26 @@ def test_a_slow_download_never_holds_up_another_calls_case(
 def test_unknown_lanes_are_refused(runtime: Runtime) -> None:
     with pytest.raises(ValueError, match="unknown worker lane"):
         start_lanes(runtime, ["fetch", "gpu"])
+
+
+def test_an_outcome_the_database_could_not_take_is_recorded_once_it_is_back(
+    runtime: Runtime,
+) -> None:
+    """The job ran, but the database restarted just then: the worker records the outcome
+    when it is back instead of leaving the job RUNNING until its lease (minutes) runs out."""
+    with runtime.db.session() as s:
+        enqueue(s, "k", "1")
+    ran: list[str] = []
+    worker = _worker(runtime, ran.append)
+    real_finish, outages = worker._finish, [2]
+
+    def finish(*args: object, **kwargs: object) -> bool:
+        if outages[0]:
+            outages[0] -= 1
+            raise OperationalError("UPDATE jobs", {}, Exception("shutting down"))
+        return real_finish(*args, **kwargs)  # type: ignore[arg-type]
+
+    worker._finish = finish  # type: ignore[method-assign]
+    assert worker.run_one()
+    assert ran == ["1"] and outages == [0]
+    assert _job(runtime).state == JobState.DONE
