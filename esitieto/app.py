@@ -60,8 +60,10 @@ def prepare(runtime: Runtime) -> DemoLogin | None:
     with runtime.db.session() as session:
         demo = ensure_demo(session, runtime.settings)
         session.flush()
+        known = runtime.voicebot.known_stations
         for station in session.scalars(select(Station)):
             check_station(station, ruleset)
+            known[station.phone_number] = (station.id, station.language, station.voice)
         return demo
 
 

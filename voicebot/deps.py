@@ -54,6 +54,9 @@ class VoicebotDeps:
     """None: no SMS sender configured, so no caller is offered a digital path's link."""
     call_at_twilio: Callable[[str], CallAtTwilio | None] | None = None
     """Asks Twilio's Calls API how a call stands (None: no Twilio account configured)."""
+    known_stations: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
+    """Station number → (id, language, voice), loaded at start: a caller is still put
+    through to the nurses while the database is away (restarting)."""
     in_call_budget_s: float = 8.0
     abandoned_call_after_s: float = 4 * 3600.0
     clock: Callable[[], datetime] = field(default=utcnow)

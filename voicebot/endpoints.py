@@ -96,7 +96,11 @@ def _to_a_nurse(deps: VoicebotDeps, to_number: str) -> str:
                 return twiml.fallback_to_nurses(station.id, catalogue(station.language),
                                                 voice=station.voice)  # fmt: skip
     except Exception as exc:
-        log.error("no station for the fallback either (%s)", type(exc).__name__)
+        log.error("no station from the database for the fallback (%s)", type(exc).__name__)
+    known = deps.known_stations.get(service.normalise_number(to_number))
+    if known is not None:  # the database is away: the station as it was at start
+        station_id, language, voice = known
+        return twiml.fallback_to_nurses(station_id, catalogue(language), voice=voice)
     return twiml.goodbye(catalogue(DEFAULT_LANGUAGE), "technical_problem", voice=None)
 
 

@@ -439,11 +439,31 @@ def test_when_even_the_station_cannot_be_found_the_caller_is_told_to_call_again(
         raise ConnectionError("database down")
 
     monkeypatch.setattr(service, "find_station", down)
+    runtime.voicebot.known_stations.clear()  # a number the app has never seen
     response = twilio.post("/twilio/gather?state=welcome", {**call_params(), "Digits": "1"})
     assert response.status_code == 200
     said = _said(response.text)
     assert catalogue("fi").text("technical_problem") in said and "112" in said
     assert [v.tag for v in _verbs(response.text)][-1] == "Hangup"
+
+
+def test_with_the_database_away_a_caller_still_reaches_the_nurses(
+    twilio: Twilio, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarting: every query fails, yet the caller of a station the app knew at
+    start is put through to its nurses (found in a scale run: before, they were told of a
+    technical problem and hung up on)."""
+    from sqlalchemy.exc import OperationalError
+
+    from voicebot import service
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database system is shutting down"))
+
+    monkeypatch.setattr(service, "find_station", down)
+    response = twilio.post("/twilio/voice", call_params())
+    assert response.status_code == 200
+    assert next(ET.fromstring(response.text).iter("Enqueue")).text == "demo-nurses"
 
 
 def test_fields_of_the_wrong_shape_or_length_are_refused_at_the_edge(
