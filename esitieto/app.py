@@ -51,20 +51,21 @@ def prepare(runtime: Runtime) -> DemoLogin | None:
     from pretriage.service import check_station
 
     ruleset = default_ruleset()
-    runtime.db.migrate()
     runtime.phraser  # noqa: B018 - a wrong backend configuration fails here
     runtime.sms  # noqa: B018 - and so does a wrong SMS sender
     runtime.detector  # noqa: B018 - and a sign classifier that does not fit its data or model
-    if runtime.delivery is not None:
-        runtime.delivery.install_schema()  # procrastinate's tables, once
-    with runtime.db.session() as session:
-        demo = ensure_demo(session, runtime.settings)
-        session.flush()
-        known = runtime.voicebot.known_stations
-        for station in session.scalars(select(Station)):
-            check_station(station, ruleset)
-            known[station.phone_number] = (station.id, station.language, station.voice)
-        return demo
+    with runtime.db.startup_lock():  # web replicas and workers may start together
+        runtime.db.migrate()
+        if runtime.delivery is not None:
+            runtime.delivery.install_schema()  # procrastinate's tables, once
+        with runtime.db.session() as session:
+            demo = ensure_demo(session, runtime.settings)
+            session.flush()
+            known = runtime.voicebot.known_stations
+            for station in session.scalars(select(Station)):
+                check_station(station, ruleset)
+                known[station.phone_number] = (station.id, station.language, station.voice)
+    return demo
 
 
 def make_worker(runtime: Runtime, lanes: Collection[str] = LANES) -> Worker:

@@ -5,6 +5,8 @@ Requests and jobs each own one transaction (``session_scope``); nothing commits 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,12 +14,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.encryption import Keyring, attach
 
+STARTUP_LOCK_KEY = 0x45534954  # "ESIT"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "models" / "migrations"
 
 
@@ -78,6 +81,32 @@ class Database:
 
     def migrate(self) -> None:
         migrate(self.engine)
+
+    @contextmanager
+    def startup_lock(self) -> Iterator[None]:
+        """One process at a time through start-up (migrations, seeding): replicas started
+        together on a fresh database would otherwise create the same tables and rows at once.
+        PostgreSQL: an advisory lock; SQLite: a lock file beside the database."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": STARTUP_LOCK_KEY})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": STARTUP_LOCK_KEY})
+                    conn.commit()
+            return
+        database = self.engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        fd = os.open(f"{database}.startup-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -28,6 +30,7 @@ from models import (
     Transcript,
     utcnow,
 )
+from tests.conftest import _reset_pg
 from tests.integrations.test_recordings import SLOW_S, host  # noqa: F401 - the fixture
 
 
@@ -265,3 +268,39 @@ def test_an_outcome_the_database_could_not_take_is_recorded_once_it_is_back(
     assert worker.run_one()
     assert ran == ["1"] and outages == [0]
     assert _job(runtime).state == JobState.DONE
+
+
+# -- start-up --------------------------------------------------------------------------------
+
+
+def _start(data_dir: str, database_url: str | None) -> str:
+    """One process's start-up (in a child process)."""
+    from esitieto.app import prepare as prepare_
+    from tests.conftest import make_settings
+
+    rt = Runtime(make_settings(Path(data_dir), database_url))
+    try:
+        prepare_(rt)
+        return "ok"
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        rt.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_replicas_starting_together_on_a_fresh_database_all_start(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Web replicas and workers started at the same moment on an empty database: before,
+    one died with "table jobs already exists" (SQLite) or a duplicate demo station
+    (PostgreSQL), found by the fault run."""
+    url = None
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        _reset_pg(url)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(3) as pool:
+        results = pool.starmap(_start, [(str(tmp_path / "var"), url)] * 3)
+    assert results == ["ok", "ok", "ok"]
