@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -15,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -375,7 +378,36 @@ def _keep_identity(deps: VoicebotDeps, call: Call, digits: str) -> bool:
     return True
 
 
+def done_again_while_the_database_restarts(
+    handler: Callable[..., Response],
+) -> Callable[..., Response]:
+    """Twilio does not send a status callback again: one that meets a database restart (a
+    few seconds) is done again until it is through, rather than answered 500 and lost (the
+    callbacks are stored once by their key, so doing one twice changes nothing)."""
+
+    @functools.wraps(handler)
+    def retrying(*args: Any, **kwargs: Any) -> Response:
+        deadline, wait = time.monotonic() + CALLBACK_RETRY_S, 0.25
+        while True:
+            try:
+                return handler(*args, **kwargs)
+            except OperationalError as exc:
+                if time.monotonic() + wait > deadline:
+                    raise
+                log.warning("%s: database unavailable (%s), trying again", handler.__name__,
+                            type(exc).__name__)  # fmt: skip
+                time.sleep(wait)
+                wait = min(wait * 2, 2.0)
+
+    return retrying
+
+
+CALLBACK_RETRY_S = 8.0
+"""Within Twilio's 15 s webhook timeout."""
+
+
 @router.post("/status", openapi_extra=webhook(StatusForm))
+@done_again_while_the_database_restarts
 def call_status(form: Form, deps: Deps) -> Response:
     """Call status callback: a final status ends the call and starts the pipeline."""
     params = _call_params(form)
@@ -418,6 +450,7 @@ def _sequence(value: str) -> int | None:
 
 
 @router.post("/recording-status", openapi_extra=webhook(RecordingStatusForm), responses=NO_STATION)
+@done_again_while_the_database_restarts
 def recording_status(form: Form, deps: Deps, step: str = "reason") -> Response:
     """Recording status callback: the audio is ready to fetch, or there is none."""
     params = _call_params(form)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -464,6 +465,34 @@ def test_with_the_database_away_a_caller_still_reaches_the_nurses(
     response = twilio.post("/twilio/voice", call_params())
     assert response.status_code == 200
     assert next(ET.fromstring(response.text).iter("Enqueue")).text == "demo-nurses"
+
+
+def test_a_status_callback_during_a_database_restart_is_not_lost(
+    twilio: Twilio, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio does not resend status callbacks: one that meets a restart (the first tries
+    fail) is done again once the database is back, and the call ends (found by the soak run:
+    it answered 500 and the case waited for the reconciliation)."""
+    from sqlalchemy.exc import OperationalError
+
+    from voicebot import service
+
+    params = call_params()
+    twilio.post("/twilio/voice", params)
+    real, failures = service.find_station, [2]
+
+    def restarting(*args: Any, **kwargs: Any) -> Any:
+        if failures[0]:
+            failures[0] -= 1
+            raise OperationalError("SELECT", {}, Exception("the database system is starting up"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "find_station", restarting)
+    done = {**params, "CallStatus": "completed", "CallDuration": "42"}
+    assert twilio.post("/twilio/status", done).status_code == 200
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.call_sid == params["CallSid"]))
+        assert call is not None and call.state == CallState.ENDED and failures == [0]
 
 
 def test_fields_of_the_wrong_shape_or_length_are_refused_at_the_edge(
