@@ -1,7 +1,8 @@
 """A safety regression suite on invented callers the analyzer was not first written for.
 
-``tests/data/unseen_callers.jsonl`` holds 540 synthetic callers (policy version 1) and
-``unseen_callers_v2.jsonl`` 466 more (policy version 2: sets R, S, T, V and W of the README),
+``tests/data/unseen_callers.jsonl`` holds 540 synthetic callers (policy version 1),
+``unseen_callers_v2.jsonl`` 466 more (policy version 2: sets R, S, T, V and W of the README)
+and ``unseen_callers_y.jsonl`` 90 (set Y, 30 Nov, added after its one untouched scoring),
 each set written by a separate author who never saw the code or the lexicon, in styles unlike
 the public vignettes, and scored before anything was changed for it. Their expectations follow
 the policy as a non-clinician read it, so single cases may be arguable; the suite therefore
@@ -33,6 +34,7 @@ Results = list[tuple[dict[str, Any], AnalysisResult]]
 LEVELS = {
     "unseen_callers.jsonl": (3, 0.97, 0.05),  # 1, 0.99, 0.026 with both detectors
     "unseen_callers_v2.jsonl": (7, 0.97, 0.06),  # 5, 0.983, 0.039
+    "unseen_callers_y.jsonl": (5, 0.96, 0.03),  # 5, 0.96, 0.011 untouched; not yet tuned for
 }
 
 
@@ -90,7 +92,7 @@ def test_emergency_recall_on_unseen_callers(results: tuple[str, Results]) -> Non
     name, rows = results
     emergencies = [(c, r) for c, r in rows if c["expect"]["urgency"] == "emergency"]
     caught = sum(r.triage.urgency == "emergency" for _, r in emergencies)
-    assert len(emergencies) >= 110
+    assert len(emergencies) >= 20  # enough to measure a recall on
     assert caught / len(emergencies) >= LEVELS[name][1]
 
 
