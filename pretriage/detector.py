@@ -138,11 +138,16 @@ class Classifier:
     example_categories: np.ndarray
     """Each example's category, as an index into ``categories``."""
 
-    def nearest(self, vector: np.ndarray, category: int) -> float:
-        """The highest cosine similarity of ``vector`` to an example of ``category``: a clause
-        unlike every example of its category is not trusted, however sure the classifier."""
-        rows = self.examples[self.example_categories == category].astype(np.float32)
-        return float((rows @ vector).max()) if len(rows) else 0.0
+    def similar(self, vector: np.ndarray, category: int, neighbours: int) -> tuple[float, int]:
+        """The highest cosine similarity of ``vector`` to an example of ``category``, and how
+        many of the ``neighbours`` examples nearest to it are of ``category``: a clause unlike
+        every example of its category is not trusted, however sure the classifier."""
+        sims = self.examples @ vector.astype(self.examples.dtype)
+        mine = self.example_categories == category
+        best = float(sims[mine].max()) if mine.any() else 0.0
+        k = min(neighbours, len(sims))
+        top = np.argpartition(-sims, k - 1)[:k] if k else np.empty(0, dtype=int)
+        return best, int(mine[top].sum())
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         z = ((vectors - self.mean) / self.scale) @ self.weights + self.bias
@@ -179,7 +184,7 @@ class Classifier:
                     bias=data["bias"],
                     mean=data["mean"],
                     scale=data["scale"],
-                    examples=data["examples"],
+                    examples=data["examples"].astype(np.float32),
                     example_categories=data["example_categories"],
                     embedder_id=str(meta["embedder_id"]),
                     source_sha256=str(meta["source_sha256"]),
@@ -223,7 +228,7 @@ def train_classifier(
         scale=scale,
         embedder_id=embedder.id,
         source_sha256=book.source_sha256,
-        examples=x.astype(np.float16),
+        examples=x.astype(np.float32),
         example_categories=labels,
     )
 
@@ -300,18 +305,22 @@ class SignDetector:
         found: list[Resemblance] = []
         health_talk: list[Evidence] = []
         th = self.book.thresholds
+        everyday = _everyday_context(spans, probabilities, self.classifier.categories, self.book)
         for span, vector, row in zip(spans, vectors, probabilities, strict=True):
             best = int(row.argmax())
             category, p = self.classifier.categories[best], float(row[best])
             evidence = Evidence(text=span.text, start=span.start, end=span.end)
-            explained = any(_overlaps(span, e) for e in facts)
+            explained = _covered(span, facts) >= th.explained_share
             if any(_overlaps(span, e) for e in denied):
                 continue  # "ei oo rintakipua": what the caller denies is not a resemblance
-            if (
-                category in self.book.signs
-                and self.classifier.nearest(vector, best) >= th.similarity
+            if len(span.text.split()) <= th.short_clause and any(
+                c.start <= span.start and span.end <= c.end for c in everyday
             ):
-                found.append(Resemblance(category, p, evidence, explained))
+                continue  # "se on loppumassa" after "uusia resepti": read in its context
+            if category in self.book.signs:
+                nearest, votes = self.classifier.similar(vector, best, th.neighbours)
+                if nearest >= th.similarity and votes >= 1:
+                    found.append(Resemblance(category, p, evidence, explained))
             if (
                 not explained
                 and category in self._symptom_like
@@ -366,6 +375,34 @@ def _fact_spans(summary: Summary) -> list[Evidence]:
     spans += [f.evidence for f in summary.medication_facts + summary.condition_facts]
     spans += [f.evidence for f in summary.allergy_facts]
     return spans + list(summary.evidence.values())
+
+
+def _everyday_context(
+    spans: list[Span], probabilities: np.ndarray, categories: tuple[str, ...], book: SignBook
+) -> list[Span]:
+    """Spans of several clauses that are surely an everyday matter: a short clause inside
+    one ("it runs out on Friday" after "I need my prescription renewed") means what its
+    context means, not what it resembles alone ("it is ending")."""
+    th = book.thresholds
+    out = []
+    for span, row in zip(spans, probabilities, strict=True):
+        best = int(row.argmax())
+        if (
+            categories[best] not in book.signs
+            and float(row[best]) >= th.everyday_sure
+            and len(span.text.split()) > th.short_clause
+        ):
+            out.append(span)
+    return out
+
+
+def _covered(span: Span, facts: list[Evidence]) -> float:
+    """The share of the span's letters inside the lexicon's facts' evidence."""
+    inside = [False] * (span.end - span.start)
+    for e in facts:
+        for i in range(max(e.start, span.start), min(e.end, span.end)):
+            inside[i - span.start] = True
+    return sum(inside) / max(1, len(inside))
 
 
 def _overlaps(span: Span, e: Evidence) -> bool:

@@ -63,6 +63,15 @@ class Thresholds:
     """A clause this likely to be about a symptom must map to a recognised fact."""
     similarity: float
     """A resemblance needs an example of its sign at least this similar (cosine) to the clause."""
+    neighbours: int
+    """... and one of this many examples nearest to the clause must be of its sign."""
+    explained_share: float
+    """A clause counts as explained by the lexicon when its facts cover this share of it."""
+    short_clause: int
+    """A clause of at most this many words is read in its context: inside a longer span that
+    is surely an everyday matter, it resembles nothing on its own."""
+    everyday_sure: float
+    """How sure the classifier must be that a longer span is an everyday matter."""
 
     def strength(
         self, urgency: Urgency, probability: float, explained: bool
@@ -160,6 +169,10 @@ def load_signs(directory: Path = SIGNS_DIR) -> SignBook:
             urgent_explained=float(th["urgent"]["explained"]),
             health_talk=float(th["health_talk"]),
             similarity=float(th["similarity"]),
+            neighbours=int(th["neighbours"]),
+            explained_share=float(th["explained_share"]),
+            short_clause=int(th["short_clause"]),
+            everyday_sure=float(th["everyday_sure"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SignsError(f"signs.yaml: thresholds: missing or malformed: {exc}") from exc

@@ -24,11 +24,13 @@ from pretriage.detector import (
     E5Embedder,
     OpenAIEmbedder,
     SignDetector,
+    _covered,
     load_detector,
 )
 from pretriage.engine import describe
 from pretriage.schemas import URGENCY_RANK
-from summarizer.text.schemas import CallContext
+from summarizer.text.schemas import CallContext, Evidence
+from summarizer.text.tokens import Span
 
 TEXTS = Path(__file__).resolve().parents[2] / "esitieto" / "bench" / "texts.jsonl"
 
@@ -55,6 +57,55 @@ def test_an_emergency_told_in_words_no_list_has_is_raised_and_named(
     reason = next(r for r in both.reasons if r.rule == f"resembles:{sign}")
     assert reason.evidence and reason.evidence[0] in text  # the caller's own clause
     assert both.uncertain  # a resemblance is marked as such
+
+
+def test_one_known_word_does_not_explain_a_long_clause() -> None:
+    # A clause counts as explained (and needs a stronger resemblance to raise) only when the
+    # lexicon's facts cover a good part of it: "hostar" (a cough) says nothing about the
+    # swollen lips and the wheeze around it.
+    text = "nu har läpparna svullnat upp och han hostar och det väser när han andas"
+    span = Span(0, len(text), text)
+    cough = text.index("hostar")
+    one_word = [Evidence(text="hostar", start=cough, end=cough + 6)]
+    assert 0 < _covered(span, one_word) < 0.35
+    whole = [Evidence(text=text[:40], start=0, end=40), Evidence(text="x", start=38, end=45)]
+    assert _covered(span, whole) == pytest.approx(45 / len(text))
+    assert _covered(span, []) == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tarvitsisin uuden reseptin kilpirauhaslääkkeeseen, ne loppuu perjantaina.",
+        "I need my blood pressure tablets renewed please, they run out on Monday.",
+    ],
+)
+def test_a_short_clause_is_read_in_its_everyday_context(detector: SignDetector, text: str) -> None:
+    # "ne loppuu perjantaina" alone resembles "ending it"; after "a new prescription" it is
+    # the medicine running out.
+    triage = analyze_text(None, text, CallContext(age=50), detector=detector).triage
+    assert triage.urgency == "non_urgent"
+    assert not any(r.rule.startswith("resembles:E8") for r in triage.reasons)
+
+
+def test_the_similarity_gate_counts_the_nearest_examples() -> None:
+    vectors = np.eye(4, dtype=np.float32)
+    classifier = Classifier(
+        categories=("a", "b"),
+        weights=np.zeros((4, 2), dtype=np.float32),
+        bias=np.zeros(2, dtype=np.float32),
+        mean=np.zeros(4, dtype=np.float32),
+        scale=np.ones(4, dtype=np.float32),
+        embedder_id="x",
+        source_sha256="y",
+        examples=vectors,
+        example_categories=np.array([0, 0, 1, 1]),
+    )
+    query = np.array([0.9, 0.1, 0.0, 0.0], dtype=np.float32)
+    best, votes = classifier.similar(query, 0, neighbours=2)
+    assert best == pytest.approx(0.9) and votes == 2
+    best, votes = classifier.similar(query, 1, neighbours=1)
+    assert best == pytest.approx(0.0) and votes == 0
 
 
 def test_the_detector_never_lowers_what_the_rules_decided(detector: SignDetector) -> None:
