@@ -43,6 +43,10 @@ def test_spoken_numbers(word: str, value: int | None) -> None:
         ("Kuumetta 37,5 illalla ja aamulla 39.", 39.0),
         ("Olen 38-vuotias ja minulla on yskää.", None),
         ("Kuumetta on ollut 39 päivää.", None),
+        # a thermometer or a fever medicine makes the number a temperature too
+        ("Mittasin peräsuolesta 38,3.", 38.3),
+        ("Hon har haft 39,4 och Alvedon hjälper inte.", 39.4),
+        ("Panadol tai ei, se on 39,1.", 39.1),
     ],
 )
 def test_temperature(text: str, temperature: float | None) -> None:

@@ -71,6 +71,20 @@ def test_malformed_lexicon_fails_with_the_entry_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("sentence", "lang", "seen"),
     [
+        ("We both have food poisoning, I think.", "en", False),
+        ("Meillä on varmaan ruokamyrkytys.", "fi", False),
+        ("He swallowed rat poison.", "en", True),
+    ],
+)
+def test_food_poisoning_is_not_an_overdose(sentence: str, lang: str, seen: bool) -> None:
+    summary = summarize(sentence, CallContext(language=lang))
+    found = {f.id for f in summary.findings if not f.negated}
+    assert ("overdose_poisoning" in found) is seen, (sentence, summary.findings)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "lang", "seen"),
+    [
         ("I need a new prescription for my blood pressure tablets.", "en", False),
         ("Can I get the results of my blood tests from last week?", "en", False),
         ("I'm on blood thinners and want to ask about the dose.", "en", False),
