@@ -2,7 +2,8 @@
 
 ``tests/data/unseen_callers.jsonl`` holds 540 synthetic callers (policy version 1),
 ``unseen_callers_v2.jsonl`` 466 more (policy version 2: sets R, S, T, V and W of the README)
-and ``unseen_callers_y.jsonl`` 90 (set Y, 30 Nov, added after its one untouched scoring),
+``unseen_callers_y.jsonl`` 90 (set Y, 30 Nov, added after its one untouched scoring) and
+``unseen_callers_z.jsonl`` 180 (sets Z1 and Z2, 30 Nov, each scored once untouched first),
 each set written by a separate author who never saw the code or the lexicon, in styles unlike
 the public vignettes, and scored before anything was changed for it. Their expectations follow
 the policy as a non-clinician read it, so single cases may be arguable; the suite therefore
@@ -30,11 +31,15 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 RANK = {"non_urgent": 0, "urgent": 1, "emergency": 2}
 Results = list[tuple[dict[str, Any], AnalysisResult]]
 
-# file: (most under-triaged, least emergency recall, most over-triage) when it was added
+# file: (most under-triaged, least emergency recall, most over-triage), as last measured
 LEVELS = {
-    "unseen_callers.jsonl": (3, 0.97, 0.05),  # 1, 0.99, 0.026 with both detectors
-    "unseen_callers_v2.jsonl": (7, 0.97, 0.06),  # 5, 0.983, 0.039
-    "unseen_callers_y.jsonl": (5, 0.96, 0.03),  # 5, 0.96, 0.011 untouched; not yet tuned for
+    # under-triaged at most, emergency recall at least, over-triage at most; measured on
+    # 30 Nov 2026 after sets Z1 and Z2 (under, recall, over):
+    "unseen_callers.jsonl": (2, 0.97, 0.05),  # 0, 1.0, 0.041
+    "unseen_callers_v2.jsonl": (3, 0.97, 0.09),  # 1, 1.0, 0.073
+    "unseen_callers_y.jsonl": (3, 0.96, 0.05),  # 1, 1.0, 0.033 (untouched: 5, 0.96, 0.011)
+    "unseen_callers_z.jsonl": (3, 0.97, 0.11),  # 0, 1.0, 0.089 (untouched Z1: 15, 0.68,
+    # 0.056; Z2: 9, 0.92, 0.111)
 }
 
 
