@@ -3,7 +3,7 @@
 ``tests/data/unseen_callers.jsonl`` holds 540 synthetic callers (policy version 1),
 ``unseen_callers_v2.jsonl`` 466 more (policy version 2: sets R, S, T, V and W of the README)
 ``unseen_callers_y.jsonl`` 90 (set Y, 30 Nov, added after its one untouched scoring) and
-``unseen_callers_z.jsonl`` 180 (sets Z1 and Z2, 30 Nov, each scored once untouched first),
+``unseen_callers_z.jsonl`` 270 (sets Z1, Z2 and Z4, 30 Nov, each scored once untouched first),
 each set written by a separate author who never saw the code or the lexicon, in styles unlike
 the public vignettes, and scored before anything was changed for it. Their expectations follow
 the policy as a non-clinician read it, so single cases may be arguable; the suite therefore
@@ -39,7 +39,7 @@ LEVELS = {
     "unseen_callers_v2.jsonl": (3, 0.97, 0.09),  # 1, 1.0, 0.073
     "unseen_callers_y.jsonl": (3, 0.96, 0.05),  # 1, 1.0, 0.033 (untouched: 5, 0.96, 0.011)
     "unseen_callers_z.jsonl": (3, 0.97, 0.11),  # 0, 1.0, 0.089 (untouched Z1: 15, 0.68,
-    # 0.056; Z2: 9, 0.92, 0.111)
+    # 0.056; Z2: 4, 1.0, 0.111 after Z1; Z4: 2, 0.96, 0.089 after Z2)
 }
 
 
