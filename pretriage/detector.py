@@ -265,6 +265,9 @@ LONGEST_READ_WHOLE = 40
 """Words: a longer clause (a transcript with no punctuation) is read only in its windows."""
 MAX_SEGMENTS = 48
 """At most this many clauses are read: a 10,000-word answer is read in part and marked so."""
+LONGEST_WORD = 64
+"""Letters: a longer "word" is not speech, and the sentence model's tokenizer spends seconds on
+one (20,000 zeros took 11 s); like the lexicon, the detector does not read it."""
 
 
 class SignDetector:
@@ -296,11 +299,13 @@ class SignDetector:
             return NOTHING
         facts = _fact_spans(summary)
         denied = _denied_facts(raw, summary.language)
-        spans = _segments(raw, parts, facts)
+        spans = [s for s in _segments(raw, parts, facts) if _readable(s.text)]
+        if not spans:
+            return NOTHING
         unread = None
         if len(spans) > MAX_SEGMENTS:
             spans, unread = spans[:MAX_SEGMENTS], "too_long"
-        vectors = self.embedder.embed([s.text for s in spans])
+        vectors = self.embedder.embed([_readable(s.text) for s in spans])
         probabilities = self.classifier.probabilities(vectors)
         found: list[Resemblance] = []
         health_talk: list[Evidence] = []
@@ -375,6 +380,11 @@ def _fact_spans(summary: Summary) -> list[Evidence]:
     spans += [f.evidence for f in summary.medication_facts + summary.condition_facts]
     spans += [f.evidence for f in summary.allergy_facts]
     return spans + list(summary.evidence.values())
+
+
+def _readable(text: str) -> str:
+    """The span's words as the sentence model reads them: without "words" that are not speech."""
+    return " ".join(w for w in text.split() if len(w) <= LONGEST_WORD)
 
 
 def _everyday_context(

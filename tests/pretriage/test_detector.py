@@ -136,6 +136,26 @@ def test_empty_or_non_text_answers_are_uncertain_with_a_reason(
     assert "kiireetön" not in describe(triage, "fi")
 
 
+def test_a_word_that_is_not_speech_is_never_embedded(
+    detector: SignDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 20,000 zeros as one "word" held the sentence model's tokenizer for 11 s (past the
+    # API's deadline); like the lexicon, the detector does not read such a word.
+    seen: list[str] = []
+    embed = detector.embedder.embed
+
+    def recording(texts: Sequence[str]) -> np.ndarray:
+        seen.extend(texts)
+        return embed(texts)
+
+    monkeypatch.setattr(detector.embedder, "embed", recording)
+    for text in ["0" * 20_000, "Minulla on " + "x" * 500 + " kova vatsakipu"]:
+        triage = analyze_text(None, text, CallContext(), detector=detector).triage
+        assert triage.route != "digital_path"
+    assert all(len(word) <= 64 for t in seen for word in t.split())
+    assert any("vatsakipu" in t for t in seen)  # the rest of the clause is still read
+
+
 @pytest.mark.slow
 def test_a_ten_thousand_word_answer_is_read_in_part_and_marked(detector: SignDetector) -> None:
     words = [
