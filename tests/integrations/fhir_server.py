@@ -1,0 +1,173 @@
+"""A local FHIR R4 server for the export tests: the county's server cannot be reached from
+here, so this one stands in at the HTTP boundary with the real API's shape. It checks every
+Bundle it receives against FHIR R4 4.0.1 models (``fhirclient``, strict: another library than
+the one that built it), signs clients in with OAuth2 client credentials, runs transactions
+with conditional create (``ifNoneExist``) and answers with a transaction-response Bundle or an
+OperationOutcome. It can be told to be down."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fhirclient.models.bundle import Bundle as R4Bundle
+
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass
+class FhirServer:
+    client_id: str = "esitieto"
+    client_secret: str = "s3cret"
+    down: bool = False
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    posts: int = 0
+    refused: int = 0
+    tokens: set[str] = field(default_factory=set)
+    _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def find(self, kind: str, system: str, value: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.resources.get(kind, [])
+            if any(i.get("system") == system and i.get("value") == value for i in _identifiers(r))
+        ]
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/token")
+        async def token(request: Request) -> JSONResponse:
+            form = await request.form()
+            expected = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+            if request.headers.get("Authorization") != f"Basic {expected}":
+                return JSONResponse({"error": "invalid_client"}, status_code=401)
+            if form.get("grant_type") != "client_credentials":
+                return JSONResponse({"error": "unsupported_grant_type"}, status_code=400)
+            value = secrets.token_urlsafe(16)
+            self.tokens.add(value)
+            return JSONResponse({"access_token": value, "token_type": "Bearer", "expires_in": 300})
+
+        @app.post("/fhir")
+        async def transaction(request: Request) -> JSONResponse:
+            if self.down:
+                return _outcome(503, "transient", "server is down for maintenance")
+            auth = request.headers.get("Authorization", "")
+            if auth.removeprefix("Bearer ") not in self.tokens:
+                return _outcome(401, "login", "a valid bearer token is needed")
+            self.posts += 1
+            try:
+                body = await request.json()
+                R4Bundle(body, strict=True)  # every resource of it, R4 4.0.1
+            except Exception as exc:
+                self.refused += 1
+                return _outcome(400, "invalid", f"not a valid R4 Bundle: {exc}"[:500])
+            if body.get("type") != "transaction":
+                self.refused += 1
+                return _outcome(400, "invalid", "only transaction bundles are accepted")
+            return JSONResponse(self._run(body), media_type=FHIR_JSON)
+
+        @app.get("/fhir/{kind}")
+        async def search(kind: str, identifier: str) -> JSONResponse:
+            system, _, value = identifier.partition("|")
+            found = self.find(kind, system, value)
+            return JSONResponse(
+                {
+                    "resourceType": "Bundle",
+                    "type": "searchset",
+                    "total": len(found),
+                    "entry": [{"resource": r} for r in found],
+                }
+            )
+
+        return app
+
+    def _run(self, body: dict[str, Any]) -> dict[str, Any]:
+        staged: list[tuple[str, dict[str, Any]]] = []
+        answers = []
+        urls: dict[str, str] = {}
+        for entry in body.get("entry", []):
+            resource, request = entry["resource"], entry["request"]
+            kind = resource["resourceType"]
+            system, _, value = (
+                request.get("ifNoneExist", "").removeprefix("identifier=").partition("|")
+            )
+            existing = self.find(kind, system, value) if system else []
+            existing += [r for k, r in staged if k == kind and _has(r, system, value)]
+            if existing:
+                urls[entry["fullUrl"]] = f"{kind}/{existing[0]['id']}"
+                answers.append({"response": {"status": "200 OK"}})
+                continue
+            resource = {**resource, "id": str(next(self._ids))}
+            urls[entry["fullUrl"]] = f"{kind}/{resource['id']}"
+            staged.append((kind, resource))
+            answers.append(
+                {"response": {"status": "201 Created", "location": urls[entry["fullUrl"]]}}
+            )
+        for kind, resource in staged:  # urn:uuid references now point at the stored resources
+            self.resources.setdefault(kind, []).append(_resolve(resource, urls))
+        return {"resourceType": "Bundle", "type": "transaction-response", "entry": answers}
+
+
+def _identifiers(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    ids = resource.get("identifier") or []
+    return ids if isinstance(ids, list) else [ids]
+
+
+def _has(resource: dict[str, Any], system: str, value: str) -> bool:
+    return any(
+        i.get("system") == system and i.get("value") == value for i in _identifiers(resource)
+    )
+
+
+def _resolve(value: Any, urls: dict[str, str]) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: urls.get(v, v) if k == "reference" else _resolve(v, urls) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_resolve(v, urls) for v in value]
+    return value
+
+
+def _outcome(status: int, code: str, text: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+        },
+        status_code=status,
+        media_type=FHIR_JSON,
+    )
+
+
+@contextmanager
+def running(server: FhirServer) -> Iterator[str]:
+    """The server on a free loopback port; yields its base URL (``…/fhir``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    uv = uvicorn.Server(
+        uvicorn.Config(server.app(), host="127.0.0.1", port=port, log_level="error")
+    )
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    while not uv.started:
+        assert thread.is_alive()
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=10)
