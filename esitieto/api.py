@@ -17,7 +17,7 @@ from esitieto.analysis_pool import AnalysisUnavailable
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import compute, local_days, local_today
 from esitieto.web.auth import NEXT_KEY, LoginRequired, Permission, StaffUser, current_user, require
-from models import Job, JobState
+from models import AuditEvent, Call, Job, JobState
 from pretriage.analysis import AnalysisResult
 from summarizer.text.schemas import CallContext
 from voicebot.openapi import refusal
@@ -133,6 +133,50 @@ def stats(
             headers={"Content-Disposition": 'attachment; filename="esitieto-stats.csv"'},
         )
     return JSONResponse(figures.as_dict())
+
+
+@router.get(
+    "/api/v1/cases/{call_id}/fhir",
+    responses={
+        200: {
+            "description": "The case as a FHIR R4 transaction Bundle.",
+            "content": {"application/fhir+json": {"schema": {"type": "object"}}},
+        },
+        401: refusal("Not signed in."),
+        404: refusal("No such case, or another station's."),
+        409: refusal("The case is not finished yet, or retention has emptied it."),
+    },
+)
+def case_fhir(
+    call_id: str,
+    runtime: Rt,
+    user: Annotated[StaffUser, Depends(require(Permission.CASES))],
+) -> Response:
+    """The case as it goes (or went) to the county's record system: the same Bundle the
+    export posts, with the keyed identity code. Every request is audited."""
+    from integrations.fhir.bundle import FhirBuildError, build_bundle
+    from voicebot.export import NotExportable, case_record
+
+    with runtime.db.session() as session:
+        call = session.get(Call, call_id)
+        if call is None or call.station_id not in user.station_ids:
+            raise HTTPException(status_code=404, detail="no such case")
+        try:
+            record = case_record(session, call, runtime.settings.identity_key)
+            bundle = build_bundle(record, case_system=runtime.settings.fhir.identifier_system)
+        except (NotExportable, FhirBuildError) as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from exc
+        session.add(
+            AuditEvent(
+                user_id=user.id,
+                action="view_case_fhir",
+                object_type="call",
+                object_id=call.id,
+                station_id=call.station_id,
+                detail={},
+            )
+        )
+    return JSONResponse(bundle, media_type="application/fhir+json")
 
 
 @router.get(

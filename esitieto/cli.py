@@ -344,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_rotate_keys)
 
+    p = sub.add_parser(
+        "export-fhir", help="finished cases since a date as FHIR R4 Bundles, posted or to a file"
+    )
+    p.add_argument("--since", required=True, help="YYYY-MM-DD: cases that ended on or after it")
+    p.add_argument("--out", help="write NDJSON here (one Bundle per line) instead of posting")
+    p.set_defaults(func=cmd_export_fhir)
+
     p = sub.add_parser("stations", help="station settings: list, or load a stations file")
     p.add_argument("action", choices=["list", "load"])
     p.add_argument("file", nargs="?", help="stations YAML (see stations.example.yaml)")
@@ -447,6 +454,37 @@ def cmd_rotate_keys(args: argparse.Namespace) -> int:
         runtime.close()
     print(json.dumps({"current_key": runtime.settings.keyring.current, **asdict(report)}))
     return 0
+
+
+def cmd_export_fhir(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from esitieto.fhir_export import export_since
+    from esitieto.runtime import Runtime
+
+    try:
+        since = date.fromisoformat(args.since)
+    except ValueError:
+        return _fail("export-fhir: --since must be a date: YYYY-MM-DD")
+    runtime = Runtime(Settings())
+    if not args.out and runtime.fhir is None:
+        return _fail("export-fhir: set ESITIETO_FHIR__BASE_URL, or give --out FILE")
+    try:
+        runtime.db.migrate()
+        report = export_since(
+            runtime.db,
+            runtime.settings.fhir,
+            runtime.settings.identity_key,
+            since,
+            out=Path(args.out) if args.out else None,
+            client=runtime.fhir,
+        )
+    except OSError as exc:
+        return _fail(f"export-fhir: {exc}")
+    finally:
+        runtime.close()
+    print(json.dumps({"export": "fhir", **asdict(report)}))
+    return 1 if report.failed else 0
 
 
 def cmd_stations(args: argparse.Namespace) -> int:

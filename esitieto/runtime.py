@@ -19,6 +19,7 @@ from models import utcnow
 if TYPE_CHECKING:
     from esitieto.analysis_pool import AnalysisPool
     from esitieto.job_engine import Delivery
+    from integrations.fhir.client import FhirClient
     from integrations.sms import SmsSender
     from pretriage.analysis import Analyzer
     from pretriage.detector import SignDetector
@@ -171,14 +172,27 @@ class Runtime:
             identity_key=settings.identity_key,
             sms=self.sms,
             call_at_twilio=self.calls_api.fetch if self.calls_api else None,
+            export_fhir=self.fhir.post_bundle if self.fhir else None,
+            fhir_case_system=settings.fhir.identifier_system,
             in_call_budget_s=settings.voicebot.in_call_budget_s,
             abandoned_call_after_s=settings.worker.abandoned_call_after_s,
             clock=lambda: self.clock(),  # read at each use: a test may pin it later
         )
 
+    @cached_property
+    def fhir(self) -> FhirClient | None:
+        """The county's FHIR server (None: ``fhir.base_url`` is not set, no export)."""
+        if not self.settings.fhir.base_url:
+            return None
+        from integrations.fhir.client import FhirClient
+
+        return FhirClient(self.settings.fhir)
+
     def close(self) -> None:
         if "delivery" in self.__dict__ and self.delivery is not None:
             self.delivery.close()
+        if "fhir" in self.__dict__ and self.fhir is not None:
+            self.fhir.close()
         if "analysis_pool" in self.__dict__ and self.analysis_pool is not None:
             self.analysis_pool.close()
         self.db.dispose()

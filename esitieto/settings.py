@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from integrations.fhir.client import FhirSettings
 from integrations.jobs import LANES
 from integrations.twilio import TwilioSettings
 from models.encryption import Keyring
@@ -130,6 +131,7 @@ class Settings(BaseSettings):
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
+    fhir: FhirSettings = Field(default_factory=FhirSettings)
     log_level: str = "INFO"
 
     @property

@@ -71,6 +71,10 @@ class Call(IdMixin, TimestampMixin, Base):
     """When retention deleted what was heard (``voicebot/retention.py``)."""
     anonymised_at: Mapped[datetime | None] = mapped_column(default=None)
     """When retention removed all that identifies the caller or tells their matter."""
+    fhir_exported_at: Mapped[datetime | None] = mapped_column(default=None)
+    """When the case reached the county's FHIR server (``integrations/fhir``)."""
+    fhir_error: Mapped[str | None] = mapped_column(String(300), default=None)
+    """Why the export failed for good (shown on the case page; never health data)."""
 
     recordings: Mapped[list[Recording]] = relationship(
         back_populates="call", order_by="Recording.sequence"

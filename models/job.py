@@ -45,3 +45,4 @@ class JobKind:
     TRANSCRIBE = "transcribe"  # key: recording id
     FINALIZE_CALL = "finalize_call"  # key: call id: summary, pretriage, worklist
     SEND_SMS = "send_sms"  # key: call id: the digital path's link, as the caller agreed
+    EXPORT_FHIR = "export_fhir"  # key: call id: the case to the county's FHIR server

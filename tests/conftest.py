@@ -15,7 +15,7 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import create_engine, text, update
+from sqlalchemy import create_engine, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from esitieto.app import create_app, make_worker, prepare
@@ -28,9 +28,11 @@ from esitieto.settings import (
     WorkerSettings,
 )
 from esitieto.web.auth import use_password_hasher
+from integrations.fhir.client import FhirSettings
 from integrations.twilio import TwilioSettings, sign
-from models import Job, JobState, utcnow
+from models import Call, Job, JobState, utcnow
 from summarizer.speech.bundled_model import ensure_bundled_model
+from tests.integrations.fhir_server import FhirServer, running
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -280,3 +282,45 @@ def drain(runtime: Runtime, max_runs: int = 100) -> None:
         if not worker.run_one():
             return
     raise AssertionError("jobs did not settle")
+
+
+# -- the county's FHIR server (tests/integrations/fhir_server.py) ------------------------------
+
+SYSTEM = "urn:example:county:esitieto"
+
+
+@pytest.fixture
+def fhir_server() -> Iterator[tuple[FhirServer, str]]:
+    server = FhirServer()
+    with running(server) as url:
+        yield server, url
+
+
+@pytest.fixture
+def exporting(settings: Settings, fhir_server: tuple[FhirServer, str]) -> Iterator[Runtime]:
+    _, url = fhir_server
+    fhir = FhirSettings(
+        base_url=f"{url}/fhir",
+        token_url=f"{url}/token",
+        client_id="esitieto",
+        client_secret=SecretStr("s3cret"),
+        identifier_system=SYSTEM,
+        timeout_s=5,
+    )
+    rt = Runtime(settings.model_copy(update={"fhir": fhir}))
+    prepare(rt)
+    yield rt
+    rt.close()
+
+
+def finished_call(runtime: Runtime) -> str:
+    with TestClient(create_app(runtime=runtime)) as client:
+        twilio = Twilio(client, runtime.settings.twilio_auth_token.get_secret_value())
+        params = call_params()
+        assert twilio.post("/twilio/voice", params).status_code == 200
+        end = {**params, "CallStatus": "completed", "CallDuration": "30"}
+        assert twilio.post("/twilio/status", end).status_code == 200
+    with runtime.db.session() as s:
+        call_id = s.scalar(select(Call.id).where(Call.call_sid == params["CallSid"]))
+    assert call_id is not None
+    return call_id

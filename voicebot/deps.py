@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import Request
 from pydantic import SecretStr
@@ -54,6 +54,10 @@ class VoicebotDeps:
     """None: no SMS sender configured, so no caller is offered a digital path's link."""
     call_at_twilio: Callable[[str], CallAtTwilio | None] | None = None
     """Asks Twilio's Calls API how a call stands (None: no Twilio account configured)."""
+    export_fhir: Callable[[dict[str, Any]], object] | None = None
+    """Posts a finished case's FHIR Bundle to the county's server (None: no export)."""
+    fhir_case_system: str = "urn:esitieto:case"
+    """The identifier system of the FHIR resources a case creates."""
     known_stations: dict[str, tuple[str, str, str | None]] = field(default_factory=dict)
     """Station number → (id, language, voice), loaded at start: a caller is still put
     through to the nurses while the database is away (restarting)."""

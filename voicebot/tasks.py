@@ -82,7 +82,51 @@ class Pipeline:
             ),
             JobKind.FINALIZE_CALL: JobSpec(self.finalize_call, on_give_up=self._call_gave_up),
             JobKind.SEND_SMS: JobSpec(self.send_sms, on_give_up=self._sms_gave_up),
+            JobKind.EXPORT_FHIR: JobSpec(
+                self.export_fhir, on_give_up=self._fhir_gave_up, max_attempts=12, lane="fetch"
+            ),
         }
+
+    # -- the case into the county's record system ---------------------------------------------
+
+    def export_fhir(self, call_id: str) -> None:
+        """The finished case as a FHIR transaction to the county's server. Idempotent: every
+        entry is a conditional create, so a retry after a lost answer adds nothing."""
+        from integrations.fhir.bundle import FhirBuildError, build_bundle
+        from integrations.fhir.client import FhirError
+        from voicebot.export import NotExportable, case_record
+
+        post = self.deps.export_fhir
+        if post is None:
+            return
+        with self.deps.session() as session:
+            call = session.get(Call, call_id)
+            if call is None:
+                raise GiveUp("no such call")
+            try:
+                record = case_record(session, call, self.deps.identity_key)
+                bundle = build_bundle(record, case_system=self.deps.fhir_case_system)
+            except (NotExportable, FhirBuildError) as exc:
+                raise GiveUp(str(exc)) from exc
+        try:
+            post(bundle)
+        except FhirError as exc:
+            if exc.retryable:
+                raise RetryLater(str(exc)) from exc
+            raise GiveUp(str(exc)) from exc
+        with self.deps.session() as session:
+            call = session.get(Call, call_id)
+            if call is not None:
+                call.fhir_exported_at = self.deps.clock()
+                call.fhir_error = None
+
+    def _fhir_gave_up(self, call_id: str, error: str) -> None:
+        """Shown on the case page; the case itself stays on the worklist as it was."""
+        log.warning("FHIR export of case %s failed for good: %s", call_id, error)
+        with self.deps.session() as session:
+            call = session.get(Call, call_id)
+            if call is not None:
+                call.fhir_error = error[:300]
 
     # -- the caller's SMS link ---------------------------------------------------------------
 
@@ -293,6 +337,8 @@ class Pipeline:
             call.state = CallState.READY
             call.ready_at = call.ready_at or self.deps.clock()
             call.processing_error = None
+            if self.deps.export_fhir is not None:
+                enqueue(session, JobKind.EXPORT_FHIR, call.id)
 
     def _finalize_inputs(self, call_id: str) -> _FinalizeInputs | None:
         """What the analysis needs, or None while the call or a recording is still going."""
