@@ -303,6 +303,14 @@ def agreement(
 ) -> Agreement:
     """Cases started in [since, until) that a nurse handled (overrode, or completed the
     callback); a case counts as agreed when the nurse's last decision kept urgency and route."""
+    return count_agreement(handled_decisions(session, station_ids, since, until))
+
+
+def handled_decisions(
+    session: Session, station_ids: Iterable[str], since: datetime, until: datetime
+) -> list[tuple[str, str, str, str]]:
+    """``(call_id, source, urgency, route)`` of every decision on the cases a nurse handled,
+    in the order they were made."""
     calls = select(Call.id).where(
         Call.station_id.in_(list(station_ids)), Call.started_at >= since, Call.started_at < until
     )
@@ -320,6 +328,12 @@ def agreement(
                    TriageDecision.call_id.in_(called_back)))
         .order_by(TriageDecision.created_at)
     ).all()  # fmt: skip
+    return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def count_agreement(rows: Iterable[tuple[str, str, str, str]]) -> Agreement:
+    """The agreement among decisions ``(call_id, source, urgency, route)`` in the order they
+    were made (the nurse's last word counts)."""
     auto: dict[str, tuple[str, str]] = {}
     nurse: dict[str, tuple[str, str]] = {}
     for call_id, source, urgency, route in rows:
