@@ -17,7 +17,7 @@ from esitieto.analysis_pool import AnalysisUnavailable
 from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import compute, local_days, local_today
 from esitieto.web.auth import NEXT_KEY, LoginRequired, Permission, StaffUser, current_user, require
-from models import AuditEvent, Call, Job, JobState
+from models import AuditEvent, Call, Job, JobState, Station
 from pretriage.analysis import AnalysisResult
 from summarizer.text.schemas import CallContext
 from voicebot.openapi import refusal
@@ -133,6 +133,74 @@ def stats(
             headers={"Content-Disposition": 'attachment; filename="esitieto-stats.csv"'},
         )
     return JSONResponse(figures.as_dict())
+
+
+@router.get(
+    "/api/v1/region",
+    responses={
+        200: {
+            "description": "One row per station, as JSON or (`format=csv`) as CSV.",
+            "content": {
+                "application/json": {"schema": {"type": "object"}},
+                "text/csv": {"schema": {"type": "string"}},
+            },
+        },
+        400: refusal("`from` or `to` not a date, `from` after `to`, or an unknown `sort`."),
+        401: refusal("Not signed in."),
+        403: refusal("A role without the region's view."),
+    },
+)
+def region(
+    runtime: Rt,
+    user: Annotated[StaffUser, Depends(require(Permission.REGION))],
+    from_: Annotated[str | None, Query(alias="from")] = None,
+    to: str | None = None,
+    sort: str = "name",
+    order: Literal["asc", "desc"] = "asc",
+    format: Literal["json", "csv"] = "json",
+) -> Response:
+    """Every station's adoption figures side by side for a period of local days (``to``
+    exclusive; default the last 30 days), sortable by any measure. Region role required."""
+    from esitieto.region import MEASURES, region_figures, sort_rows
+
+    if sort != "name" and sort not in MEASURES:
+        raise HTTPException(status_code=400, detail=f"sort by name or one of {', '.join(MEASURES)}")
+    try:
+        last = date.fromisoformat(to) - timedelta(days=1) if to else local_today()
+        first = date.fromisoformat(from_) if from_ else last - timedelta(days=29)
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail="from/to must be dates: YYYY-MM-DD") from exc
+    if first > last:
+        raise HTTPException(status_code=400, detail="'from' must be before 'to'")
+    since, until = local_days(first, last)
+    with runtime.db.session() as session:
+        stations = list(session.scalars(select(Station).order_by(Station.name)))
+        rows = sort_rows(region_figures(session, stations, since, until), sort, order == "desc")
+    if format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(["station", "name", *MEASURES])
+        for r in rows:
+            writer.writerow(
+                [
+                    r.station_id,
+                    r.name,
+                    *("" if r.values[m] is None else r.values[m] for m in MEASURES),
+                ]
+            )
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="esitieto-region.csv"'},
+        )
+    return JSONResponse(
+        {
+            "from": first.isoformat(),
+            "to": (last + timedelta(days=1)).isoformat(),
+            "measures": list(MEASURES),
+            "stations": [{"station": r.station_id, "name": r.name, **r.values} for r in rows],
+        }
+    )
 
 
 @router.get(

@@ -384,11 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval_fuzzy)
 
     p = sub.add_parser("bench", help="performance benchmarks (one process, one core)")
-    p.add_argument("what", choices=["summarize", "triage", "analyze", "asr", "voicebot", "web"])
+    p.add_argument(
+        "what", choices=["summarize", "triage", "analyze", "asr", "voicebot", "web", "region"]
+    )
     p.add_argument("--file", help="JSON lines with text and context (default: dev vignettes)")
     p.add_argument("--seconds", type=float, default=3.0, help="how long to run")
     p.add_argument("--grid", action="store_true", help="asr: also the tuning variants")
     p.add_argument("--calls", type=int, default=50, help="voicebot: simultaneous calls")
+    p.add_argument("--cases", type=int, default=1000, help="region: a month's calls per station")
     p.add_argument(
         "--stt-servers",
         type=int,
@@ -639,6 +642,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from esitieto.bench.web import run as run_web
 
         print(json.dumps({"bench": "web", **run_web()}))
+        return 0
+    if args.what == "region":
+        from esitieto.bench.web import run_region
+
+        print(json.dumps({"bench": "region", **run_region(cases=args.cases)}))
         return 0
     if args.what == "voicebot":
         from esitieto.bench.voicebot import run, table

@@ -63,6 +63,9 @@ class Role(StrEnum):
     """A nurse who also follows the station's adoption figures."""
     ADMIN = "admin"
     """Also manages staff accounts and their stations."""
+    REGION = "region"
+    """The county's view: every station's adoption figures side by side, and nothing else
+    (no cases, no health data)."""
 
 
 class User(IdMixin, Base):

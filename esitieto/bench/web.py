@@ -1,4 +1,5 @@
-"""``esitieto bench web``: the worklist and the dashboard for a station with 5,000 cases.
+"""``esitieto bench web``: the worklist and the dashboard for a station with 5,000 cases, and
+(``region``) the region's view of 30 stations with a month of calls each.
 
 A fresh SQLite database gets N synthetic cases (all fields the pages show: urgency, route,
 callback windows, summaries, survey answers, nurse decisions); then each page is requested
@@ -133,6 +134,68 @@ def run(cases: int = 5000, repeats: int = 20) -> dict[str, Any]:
         rt.close()
     return {
         "cases": cases,
+        "pages": {
+            name: {
+                "p50_ms": round(statistics.median(v) * 1000, 1),
+                "max_ms": round(max(v) * 1000, 1),
+            }
+            for name, v in timings.items()
+        },
+    }
+
+
+def run_region(stations: int = 30, cases: int = 1000, repeats: int = 10) -> dict[str, Any]:
+    """The region's page and API over ``stations`` stations with ``cases`` calls each in the
+    last four weeks, signed in with the region role."""
+    from fastapi.testclient import TestClient
+
+    from esitieto.app import create_app, prepare
+    from esitieto.runtime import Runtime
+    from esitieto.settings import DemoSettings, Settings, WorkerSettings
+    from esitieto.web.auth import hash_password
+    from models import Role, Station, User
+
+    with tempfile.TemporaryDirectory(prefix="esitieto-bench-region-") as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            worker=WorkerSettings(mode="external"),
+            demo=DemoSettings(enabled=True, nurse_password=SecretStr("bench-password")),
+        )
+        rt = Runtime(settings)
+        prepare(rt)
+        rng = random.Random(7)
+        with rt.db.session() as s:
+            for n in range(stations):
+                s.add(Station(id=f"st{n:02d}", name=f"Asema {n:02d}",
+                              phone_number=f"+3589100{n:05d}"))  # fmt: skip
+            s.add(User(username="alue", display_name="Alue", role=Role.REGION,
+                       password_hash=hash_password("bench-password")))  # fmt: skip
+        for n in range(stations):
+            with rt.db.session() as s:
+                seed(s, f"st{n:02d}", cases, rng)
+        timings: dict[str, list[float]] = {}
+        with TestClient(create_app(runtime=rt)) as client:
+            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+            assert token is not None
+            client.post("/login", data={"username": "alue", "password": "bench-password",
+                                        "csrf": token.group(1)})  # fmt: skip
+            pages = {
+                "region page (month)": "/region?period=month",
+                "region API (month, JSON)": "/api/v1/region",
+                "region API (month, CSV)": "/api/v1/region?format=csv",
+            }
+            for name, url in pages.items():
+                client.get(url)  # warm-up
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    response = client.get(url)
+                    timings.setdefault(name, []).append(time.perf_counter() - started)
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{url} answered {response.status_code}")
+        rt.close()
+    return {
+        "stations": stations,
+        "cases_per_station": cases,
         "pages": {
             name: {
                 "p50_ms": round(statistics.median(v) * 1000, 1),

@@ -143,12 +143,15 @@ class Permission(StrEnum):
     """The adoption figures of the user's stations (page, JSON and CSV)."""
     STAFF = "staff"
     """Staff accounts: create, change role and stations, deactivate, reset password."""
+    REGION = "region"
+    """Every station's adoption figures side by side (page, JSON and CSV); no cases."""
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Permission]] = {
     Role.NURSE: frozenset({Permission.CASES}),
     Role.STATION_LEAD: frozenset({Permission.CASES, Permission.DASHBOARD}),
     Role.ADMIN: frozenset({Permission.CASES, Permission.DASHBOARD, Permission.STAFF}),
+    Role.REGION: frozenset({Permission.REGION}),
 }
 
 

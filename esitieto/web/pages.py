@@ -47,6 +47,7 @@ from models import (
     Call,
     Callback,
     Recording,
+    Role,
     Station,
     Summary,
     SummaryFeedback,
@@ -180,6 +181,8 @@ def login(
         )
         user_id = user.id if user else None
         user_language = user.language if user else None
+        # the region's view is the only page of the region role: its home
+        home = "/region" if user is not None and user.role == Role.REGION else "/"
         if user_id is not None:
             forget_attempts(session, name)
             start_session(request, session, user_id, method="password")
@@ -189,7 +192,7 @@ def login(
         return render(request, "login.html", context, status=401)
     if user_language in LANGUAGES:
         request.session["lang"] = user_language
-    return RedirectResponse(target or "/", status_code=303)
+    return RedirectResponse(target or home, status_code=303)
 
 
 @router.post("/language")
@@ -388,6 +391,78 @@ def dashboard(
             "zip": zip,
             "first": first,
             "last": last,
+        },
+    )
+
+
+Region = Annotated[StaffUser, Depends(require(Permission.REGION))]
+SHARES = frozenset(
+    {"completion_rate", "nurse_queue", "callback", "digital_path", "uncertain",
+     "callbacks_within_window", "summary_used", "nurses_using", "useful", "understandable",
+     "recommend", "agreement_rate"}
+)  # fmt: skip
+"""The region's measures that are shares (shown as percentages, charted on 0–100 %)."""
+
+
+@router.get("/region", response_class=HTMLResponse)
+def region_page(
+    request: Request,
+    runtime: Rt,
+    user: Region,
+    period: str = "month",
+    to: str | None = None,
+    sort: str = "name",
+    order: str = "asc",
+) -> Response:
+    """Every station's adoption figures side by side for a period, sortable by any measure
+    (links, no script), with a chart per measure and the same rows as CSV and JSON."""
+    from esitieto.region import MEASURES, region_figures, sort_rows
+
+    days = PERIODS.get(period, 30)
+    today = request_now(request).astimezone(LOCAL_TZ).date()
+    try:
+        last = date.fromisoformat(to) if to else today
+    except ValueError:
+        last = today
+    first = last - timedelta(days=days - 1)
+    since, until = local_days(first, last)
+    sort = sort if sort == "name" or sort in MEASURES else "name"
+    descending = order == "desc"
+    with runtime.db.session() as session:
+        stations = list(session.scalars(select(Station).order_by(Station.name)))
+        rows = sort_rows(region_figures(session, stations, since, until), sort, descending)
+    query = f"from={first.isoformat()}&to={(last + timedelta(days=1)).isoformat()}"
+    charts = []
+    for m in MEASURES:
+        values = [r.values[m] for r in rows]
+        top = max((float(v) for v in values if v is not None), default=0.0)
+        scale = 1.0 if m in SHARES else top
+        charts.append(
+            (
+                m,
+                [
+                    (r.name, v, 100 * float(v) / scale if v is not None and scale else 0.0)
+                    for r, v in zip(rows, values, strict=True)
+                ],
+            )
+        )
+    return render(
+        request,
+        "region.html",
+        {
+            "user": user,
+            "rows": rows,
+            "measures": MEASURES,
+            "shares": SHARES,
+            "charts": charts,
+            "sort": sort,
+            "descending": descending,
+            "period": period if period in PERIODS else "month",
+            "periods": list(PERIODS),
+            "first": first,
+            "last": last,
+            "csv_url": f"/api/v1/region?{query}&format=csv",
+            "json_url": f"/api/v1/region?{query}",
         },
     )
 
