@@ -138,3 +138,11 @@ def test_the_region_page_sorts_and_charts_every_measure(
     assert 'href="/"' not in html.split("<main")[0]  # no link to the worklist: not hers
     ascending = client.get("/region?period=day&to=2026-11-16&sort=calls&order=asc").text
     assert ascending.index('id="station-other"') < ascending.index('id="station-demo"')
+
+
+def test_the_staff_page_names_a_region_account(client: TestClient, runtime: Runtime) -> None:
+    _region_user(runtime)
+    _login(client, "paakayttaja", "demo-password")
+    page = client.get("/admin/staff")
+    assert page.status_code == 200
+    assert "Alueen seuranta" in page.text
