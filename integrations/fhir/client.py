@@ -142,10 +142,17 @@ def _delivered(response: httpx.Response) -> Delivered:
 
 
 def _diagnostics(response: httpx.Response) -> str:
-    """The OperationOutcome's first diagnostics (never the bundle itself: it holds health data)."""
+    """What kind of problem the OperationOutcome reports (its issue codes and where), never its
+    free-text diagnostics: a server may quote the resource's values, and this text goes on the
+    case and in the log."""
     try:
         issues = response.json().get("issue") or []
-        text = issues[0].get("diagnostics") or issues[0].get("details", {}).get("text", "")
-    except (ValueError, AttributeError, IndexError):
+        parts = [
+            f"{i.get('code', '?')}"
+            + (f" at {','.join(i['expression'])}" if i.get("expression") else "")
+            for i in issues[:3]
+            if isinstance(i, dict)
+        ]
+    except (ValueError, AttributeError, TypeError):
         return "no OperationOutcome"
-    return str(text)[:300]
+    return "; ".join(parts)[:200] or "no issue given"
