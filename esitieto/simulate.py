@@ -19,7 +19,7 @@ from esitieto.runtime import Runtime
 from esitieto.settings import Settings
 from models import Station
 from voicebot.service import give_words
-from voicebot.simulator import SimulationError, play_call, wait_for_case
+from voicebot.simulator import RecordingServer, SimulationError, play_call, wait_for_case
 
 
 def _free_port() -> int:
@@ -116,19 +116,25 @@ def _play(
         with rt.db.session() as session:
             give_words(session, recording_sid, text)
 
-    played = play_call(
-        base,
-        account_sid=rt.settings.twilio.account_sid,
-        auth_token=rt.settings.twilio_auth_token.get_secret_value(),
-        to_number=to_number,
-        audio=audio,
-        from_number=from_number,
-        digits=digits,
-        hangup_after=hangup_after,
-        give_transcript=give,
-        as_heard=as_heard,
-    )
-    case = wait_for_case(rt.db.session, played.call_sid, timeout_s)
+    account_sid = rt.settings.twilio.account_sid
+    auth_token = rt.settings.twilio_auth_token.get_secret_value()
+    # The recordings stay served until the case is finished: the after-call pipeline fetches
+    # them after the caller has hung up (on a slow machine, after play_call has returned).
+    with RecordingServer(account_sid, auth_token) as media:
+        played = play_call(
+            base,
+            account_sid=account_sid,
+            auth_token=auth_token,
+            to_number=to_number,
+            audio=audio,
+            from_number=from_number,
+            digits=digits,
+            hangup_after=hangup_after,
+            give_transcript=give,
+            as_heard=as_heard,
+            media=media,
+        )
+        case = wait_for_case(rt.db.session, played.call_sid, timeout_s)
     case["heard"] = played.heard
     case["outcome"] = played.outcome
     return case

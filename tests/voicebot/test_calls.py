@@ -3,6 +3,7 @@ each outcome; and a hang-up at every state still leaves a case for the nurse."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from esitieto.app import prepare
+from esitieto.app import make_worker, prepare
 from esitieto.runtime import Runtime
 from esitieto.simulate import inprocess_app, simulate_call
 from models import Call, Callback, CallerFeedback, Station
@@ -107,6 +108,48 @@ def test_the_emergency_key_reaches_the_priority_queue_before_any_question(
     assert "[Enqueue: demo-priority]" in case["heard"]
     assert not said(case, language, "ask_reason")  # no question after the emergency
     assert case["triage"]["urgency"] == "emergency" and case["triage"]["route"] == "nurse_queue"
+
+
+def test_the_recordings_are_served_until_the_case_is_finished(
+    call_rt: Runtime, voices: dict[str, tuple[Path, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a slow machine the after-call pipeline fetches the recording after the simulated
+    # caller has hung up; the recordings must still be there (they were not: the case ended
+    # with the recording missing, and pretriage had nothing to read).
+    import esitieto.simulate as simulate
+
+    hung_up = threading.Event()
+    real_play = simulate.play_call
+
+    def play_then_signal(*args: Any, **kwargs: Any) -> Any:
+        played = real_play(*args, **kwargs)
+        hung_up.set()
+        return played
+
+    monkeypatch.setattr(simulate, "play_call", play_then_signal)
+    stop = threading.Event()
+    worker = make_worker(call_rt)
+    worker_ran: list[int] = []
+
+    def run_after_hang_up() -> None:
+        hung_up.wait(60)
+        while not stop.is_set():
+            if worker.run_one():
+                worker_ran.append(1)
+            else:
+                time.sleep(0.05)
+
+    call_rt.settings.worker.mode = "external"  # no worker of the app's own: ours, after
+    thread = threading.Thread(target=run_after_hang_up, daemon=True)
+    thread.start()
+    try:
+        case = play(call_rt, digits=["3", "2", "#"], audio=[voices["en-emergency"][0]])
+    finally:
+        stop.set()
+        thread.join(10)
+    assert worker_ran
+    assert [r["state"] for r in case["recordings"]] == ["transcribed"]
+    assert case["triage"]["urgency"] == "emergency"
 
 
 def test_a_spoken_emergency_sign_ends_the_interview_with_112(
