@@ -92,9 +92,8 @@ def seed(session: Any, station_id: str, cases: int, rng: random.Random) -> None:
 
 
 def run(cases: int = 5000, repeats: int = 20) -> dict[str, Any]:
-    from fastapi.testclient import TestClient
 
-    from esitieto.app import create_app, prepare
+    from esitieto.app import prepare
     from esitieto.runtime import Runtime
     from esitieto.settings import DemoSettings, Settings, WorkerSettings
 
@@ -108,48 +107,26 @@ def run(cases: int = 5000, repeats: int = 20) -> dict[str, Any]:
         prepare(rt)
         with rt.db.session() as s:
             seed(s, "demo", cases, random.Random(7))
-        timings: dict[str, list[float]] = {}
-        with TestClient(create_app(runtime=rt)) as client:
-            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
-            assert token is not None
-            # The station lead sees both the worklist and the dashboard.
-            client.post("/login", data={"username": "osastonhoitaja",
-                                        "password": "bench-password",
-                                        "csrf": token.group(1)})  # fmt: skip
-            pages = {
-                "worklist (active)": "/",
-                "worklist (all)": "/?state=all",
-                "dashboard (day)": "/dashboard?period=day",
-                "dashboard (week)": "/dashboard?period=week",
-                "dashboard (month)": "/dashboard?period=month",
-            }
-            for name, url in pages.items():
-                client.get(url)  # warm-up
-                for _ in range(repeats):
-                    started = time.perf_counter()
-                    response = client.get(url)
-                    timings.setdefault(name, []).append(time.perf_counter() - started)
-                    if response.status_code != 200:
-                        raise RuntimeError(f"{url} answered {response.status_code}")
+        # The station lead sees both the worklist and the dashboard.
+        timings = time_pages(rt, "osastonhoitaja", {
+            "worklist (active)": "/",
+            "worklist (all)": "/?state=all",
+            "dashboard (day)": "/dashboard?period=day",
+            "dashboard (week)": "/dashboard?period=week",
+            "dashboard (month)": "/dashboard?period=month",
+        }, repeats)  # fmt: skip
         rt.close()
     return {
         "cases": cases,
-        "pages": {
-            name: {
-                "p50_ms": round(statistics.median(v) * 1000, 1),
-                "max_ms": round(max(v) * 1000, 1),
-            }
-            for name, v in timings.items()
-        },
+        "pages": _figures(timings),
     }
 
 
 def run_region(stations: int = 30, cases: int = 1000, repeats: int = 10) -> dict[str, Any]:
     """The region's page and API over ``stations`` stations with ``cases`` calls each in the
     last four weeks, signed in with the region role."""
-    from fastapi.testclient import TestClient
 
-    from esitieto.app import create_app, prepare
+    from esitieto.app import prepare
     from esitieto.runtime import Runtime
     from esitieto.settings import DemoSettings, Settings, WorkerSettings
     from esitieto.web.auth import hash_password
@@ -173,34 +150,47 @@ def run_region(stations: int = 30, cases: int = 1000, repeats: int = 10) -> dict
         for n in range(stations):
             with rt.db.session() as s:
                 seed(s, f"st{n:02d}", cases, rng)
-        timings: dict[str, list[float]] = {}
-        with TestClient(create_app(runtime=rt)) as client:
-            token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
-            assert token is not None
-            client.post("/login", data={"username": "alue", "password": "bench-password",
-                                        "csrf": token.group(1)})  # fmt: skip
-            pages = {
-                "region page (month)": "/region?period=month",
-                "region API (month, JSON)": "/api/v1/region",
-                "region API (month, CSV)": "/api/v1/region?format=csv",
-            }
-            for name, url in pages.items():
-                client.get(url)  # warm-up
-                for _ in range(repeats):
-                    started = time.perf_counter()
-                    response = client.get(url)
-                    timings.setdefault(name, []).append(time.perf_counter() - started)
-                    if response.status_code != 200:
-                        raise RuntimeError(f"{url} answered {response.status_code}")
+        timings = time_pages(rt, "alue", {
+            "region page (month)": "/region?period=month",
+            "region API (month, JSON)": "/api/v1/region",
+            "region API (month, CSV)": "/api/v1/region?format=csv",
+        }, repeats)  # fmt: skip
         rt.close()
     return {
         "stations": stations,
         "cases_per_station": cases,
-        "pages": {
-            name: {
-                "p50_ms": round(statistics.median(v) * 1000, 1),
-                "max_ms": round(max(v) * 1000, 1),
-            }
-            for name, v in timings.items()
-        },
+        "pages": _figures(timings),
+    }
+
+
+def time_pages(
+    rt: Any, username: str, pages: dict[str, str], repeats: int
+) -> dict[str, list[float]]:
+    """Each page requested ``repeats`` times through the real app, signed in as ``username``
+    (password ``bench-password``), after one warm-up request."""
+    from fastapi.testclient import TestClient
+
+    from esitieto.app import create_app
+
+    timings: dict[str, list[float]] = {}
+    with TestClient(create_app(runtime=rt)) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+        assert token is not None
+        client.post("/login", data={"username": username, "password": "bench-password",
+                                    "csrf": token.group(1)})  # fmt: skip
+        for name, url in pages.items():
+            client.get(url)  # warm-up
+            for _ in range(repeats):
+                started = time.perf_counter()
+                response = client.get(url)
+                timings.setdefault(name, []).append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    raise RuntimeError(f"{url} answered {response.status_code}")
+    return timings
+
+
+def _figures(timings: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {
+        name: {"p50_ms": round(statistics.median(v) * 1000, 1), "max_ms": round(max(v) * 1000, 1)}
+        for name, v in timings.items()
     }
