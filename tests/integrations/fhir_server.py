@@ -10,18 +10,16 @@ from __future__ import annotations
 import base64
 import itertools
 import secrets
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fhirclient.models.bundle import Bundle as R4Bundle
+
+from tests.servers import serving
 
 FHIR_JSON = "application/fhir+json"
 
@@ -152,22 +150,6 @@ def _outcome(status: int, code: str, text: str) -> JSONResponse:
     )
 
 
-@contextmanager
-def running(server: FhirServer) -> Iterator[str]:
-    """The server on a free loopback port; yields its base URL (``…/fhir``)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    uv = uvicorn.Server(
-        uvicorn.Config(server.app(), host="127.0.0.1", port=port, log_level="error")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    while not uv.started:
-        assert thread.is_alive()
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)
+def running(server: FhirServer) -> AbstractContextManager[str]:
+    """The server on a free loopback port; yields its base URL (``…/fhir`` is the FHIR base)."""
+    return serving(server.app())

@@ -7,20 +7,16 @@ from __future__ import annotations
 import http.server
 import math
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from summarizer.speech.audio import AudioClip
@@ -34,31 +30,10 @@ from summarizer.speech.stt import (
     average_confidence,
     transcribe_within,
 )
+from tests.servers import free_port, serving
 
 WORDS = "Kissani katosi pihalta eilen illalla."
 KEY = "stt-test-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 class Counting(ScriptedSpeechToText):
@@ -172,7 +147,7 @@ def test_the_breaker_lets_one_request_try_after_its_reset_time() -> None:
 def test_with_no_server_answering_the_local_engine_transcribes(
     engine: Counting, broken: str, finnish_mulaw_wav: Path
 ) -> None:
-    dead = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     remote = RemoteSpeechToText([dead, broken], timeout_s=5)
     with pytest.raises(TranscriptionError, match="no speech-to-text server answered"):
         remote.transcribe(finnish_mulaw_wav, language="fi")
@@ -222,7 +197,7 @@ def test_stt_serve_with_the_real_model_behind_the_remote_engine(
     finnish_mulaw_wav: Path, bundled_model_dir: Path, tmp_path: Path
 ) -> None:
     """``esitieto stt-serve`` as its own process, with the bundled Whisper model."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESITIETO_")}
     env.update(ESITIETO_DATA_DIR=str(bundled_model_dir.parent.parent),
                ESITIETO_ASR__REMOTE_API_KEY=KEY, ESITIETO_ASR__CPU_THREADS="1")  # fmt: skip
