@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from datetime import date
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from integrations.fhir.schemas import CaseRecord, ReportedSymptom
 from models import Call, Callback, CallState, Station, Summary, TriageDecision
-from voicebot.identity import IdentityError, IdentityVault
+from voicebot.service import open_identity
 
 
 class NotExportable(Exception):
@@ -34,7 +31,7 @@ def case_record(session: Session, call: Call, identity_key: bytes) -> CaseRecord
         raise NotExportable("the case has no summary or decision yet")
     callback = session.scalar(select(Callback).where(Callback.call_id == call.id))
     data = summary.data or {}
-    code, birth, sex = _identity(call, identity_key)
+    code, birth, sex = open_identity(identity_key, call) or (None, None, None)
     return CaseRecord(
         case_id=call.id,
         station_id=station.id,
@@ -68,13 +65,3 @@ def case_record(session: Session, call: Call, identity_key: bytes) -> CaseRecord
         callback_start=callback.window_start if callback else None,
         callback_end=callback.window_end if callback else None,
     )
-
-
-def _identity(call: Call, key: bytes) -> tuple[str | None, date | None, str | None]:
-    if not call.identity_sealed:
-        return None, None, None
-    try:
-        data = json.loads(IdentityVault(key).open(call.identity_sealed, context=call.id))
-        return str(data["code"]), date.fromisoformat(data["birth_date"]), str(data["sex"])
-    except (IdentityError, ValueError, KeyError):
-        return None, None, None

@@ -359,14 +359,23 @@ def give_words(session: Session, recording_sid: str, text: str) -> None:
         session.add(GivenTranscript(recording_sid=recording_sid, text=text))
 
 
-def identity_facts(key: bytes, call: Call, *, today: date) -> tuple[int | None, str | None]:
-    """Age and sex from the call's sealed identity code, for pretriage (never logged)."""
+def open_identity(key: bytes, call: Call) -> tuple[str, date, str] | None:
+    """The call's keyed identity code, birth date and sex, unsealed (never logged); None when
+    none was keyed or it cannot be opened."""
     if not call.identity_sealed:
-        return None, None
+        return None
     try:
         data = json.loads(IdentityVault(key).open(call.identity_sealed, context=call.id))
-        birth = date.fromisoformat(data["birth_date"])
+        return str(data["code"]), date.fromisoformat(data["birth_date"]), str(data["sex"])
     except (IdentityError, ValueError, KeyError):
+        return None
+
+
+def identity_facts(key: bytes, call: Call, *, today: date) -> tuple[int | None, str | None]:
+    """Age and sex from the call's sealed identity code, for pretriage (never logged)."""
+    opened = open_identity(key, call)
+    if opened is None:
         return None, None
+    _, birth, sex = opened
     age = today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
-    return age, str(data["sex"])
+    return age, sex
