@@ -91,6 +91,59 @@ def seed(session: Any, station_id: str, cases: int, rng: random.Random) -> None:
             session.flush()
 
 
+def seed_followup(session: Any, station_id: str, rng: random.Random) -> None:
+    """What a station's calls leave behind besides the case, so that every measure of the
+    region's view has rows to count: the caller's recorded answer (most with words), calls
+    pretriage found unclear, nurses' overrides and their word on the summaries (a later word
+    on some)."""
+    from sqlalchemy import insert, select, update
+
+    from models import Call, Recording, RecordingState, SummaryFeedback, TriageDecision, User
+
+    nurses = [
+        User(username=f"{station_id}-hoitaja-{i}", display_name=f"Hoitaja {i}", password_hash=None)
+        for i in range(4)
+    ]
+    session.add_all(nurses)
+    session.flush()
+    calls = session.execute(
+        select(Call.id, Call.ended_at).where(Call.station_id == station_id)
+    ).all()
+    recordings: list[dict[str, Any]] = []
+    overrides: list[dict[str, Any]] = []
+    feedback: list[dict[str, Any]] = []
+    unclear: list[str] = []
+    for call_id, ended_at in calls:
+        if rng.random() < 0.9:
+            words = rng.random() < 0.94
+            recordings.append({"id": uuid.uuid4().hex, "call_id": call_id, "sequence": 1,
+                               "recording_sid": "RE" + uuid.uuid4().hex, "prompt_key": "reason",
+                               "state": RecordingState.TRANSCRIBED if words
+                               else RecordingState.SILENT})  # fmt: skip
+        if rng.random() < 0.05:
+            unclear.append(call_id)
+        if rng.random() < 0.05:
+            urgency, route = rng.choice(URGENCIES)
+            overrides.append({"id": uuid.uuid4().hex, "call_id": call_id, "source": "nurse",
+                              "urgency": urgency, "route": route, "ruleset_version": "bench",
+                              "created_at": ended_at + timedelta(minutes=10)})  # fmt: skip
+        words_on_summary = 0 if rng.random() < 0.5 else 2 if rng.random() < 0.1 else 1
+        for later in range(words_on_summary):
+            feedback.append({"id": uuid.uuid4().hex, "call_id": call_id,
+                             "user_id": rng.choice(nurses).id,
+                             "usage": rng.choice(["as_is", "as_is", "edited", "not_used"]),
+                             "created_at": ended_at + timedelta(minutes=20 + later)})  # fmt: skip
+    for model, rows in ((Recording, recordings), (TriageDecision, overrides),
+                        (SummaryFeedback, feedback)):  # fmt: skip
+        if rows:
+            session.execute(insert(model), rows)
+    session.execute(
+        update(TriageDecision)
+        .where(TriageDecision.call_id.in_(unclear), TriageDecision.source == "pretriage")
+        .values(uncertain=True)
+    )
+
+
 def run(cases: int = 5000, repeats: int = 20) -> dict[str, Any]:
 
     from esitieto.app import prepare
@@ -150,6 +203,7 @@ def run_region(stations: int = 30, cases: int = 1000, repeats: int = 10) -> dict
         for n in range(stations):
             with rt.db.session() as s:
                 seed(s, f"st{n:02d}", cases, rng)
+                seed_followup(s, f"st{n:02d}", rng)
         timings = time_pages(rt, "alue", {
             "region page (month)": "/region?period=month",
             "region API (month, JSON)": "/api/v1/region",
