@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from integrations.fhir.client import FhirSettings
 from integrations.jobs import LANES
 from integrations.twilio import TwilioSettings
+from models import Role
 from models.encryption import Keyring
 from pretriage.settings import DetectorSettings
 from summarizer.speech.settings import AsrSettings
@@ -81,6 +82,37 @@ class WebSettings(BaseModel):
     webhooks, the forms and a 20,000-character analysis all fit many times over."""
 
 
+class SsoSettings(BaseModel):
+    """Staff sign-in through the county's OpenID Connect provider (Entra ID, Keycloak…):
+    authorization code with PKCE (``esitieto/web/sso.py``). Off until ``issuer`` is set."""
+
+    issuer: str | None = None
+    """The provider's issuer URL; its ``/.well-known/openid-configuration`` must name exactly
+    this issuer, and every ID token must come from it."""
+    client_id: str = "esitieto"
+    client_secret: SecretStr | None = None
+    scope: str = "openid profile"
+    redirect_uri: str | None = None
+    """Where the provider sends the browser back (``…/login/sso/callback``, as registered
+    there); default: this site's own address as the browser reached it."""
+    role_claim: str = "roles"
+    """The ID token claim listing the user's roles (a dotted path reads nested claims, e.g.
+    Keycloak's ``realm_access.roles``)."""
+    roles: dict[str, str] = Field(default_factory=lambda: {r.value: r.value for r in Role})
+    """The provider's role names → Esitieto's roles (nurse, station_lead, admin, region).
+    A user with none of these names is not let in."""
+    station_claim: str = "stations"
+    """The ID token claim listing the stations the user works for."""
+    stations: dict[str, str] = Field(default_factory=dict)
+    """The provider's values (e.g. Entra group ids) → station ids; empty: the values are
+    station ids. Values that name no station are ignored."""
+    username_claim: str = "preferred_username"
+    name_claim: str = "name"
+    password_login: bool = True
+    """False: the password form is gone and only single sign-on lets staff in."""
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
 class EncryptionSettings(BaseModel):
     keys: SecretStr | None = None
     """``id:hex64[,id:hex64…]``: AES-256 keys for recordings and health text at rest; the
@@ -132,6 +164,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     fhir: FhirSettings = Field(default_factory=FhirSettings)
+    sso: SsoSettings = Field(default_factory=SsoSettings)
     log_level: str = "INFO"
 
     @property
