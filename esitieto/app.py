@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -25,8 +26,9 @@ from esitieto.headers import SecurityHeaders
 from esitieto.limits import BodyLimit
 from esitieto.runtime import Runtime
 from esitieto.settings import Settings
-from esitieto.web import pages, staff
+from esitieto.web import pages, sso, staff
 from esitieto.web.auth import LoginRequired, StaffUser, current_user
+from esitieto.web.sso import CountySignIn
 from esitieto.worker import Periodic, Worker
 from integrations.jobs import LANES
 from models import Job, JobState, Station
@@ -182,6 +184,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
 
     app.state.runtime = runtime
     app.state.voicebot = runtime.voicebot
+    app.state.sso = CountySignIn(settings.sso) if settings.sso.issuer else None
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret.get_secret_value(),
@@ -190,7 +193,9 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         same_site="lax",
         https_only=settings.web.secure_cookies,
     )
-    app.add_middleware(SecurityHeaders, https=settings.web.secure_cookies)
+    app.add_middleware(
+        SecurityHeaders, https=settings.web.secure_cookies, form_targets=_sso_origins(settings)
+    )
     app.add_middleware(BodyLimit, max_bytes=settings.web.max_body_bytes)  # outermost: first
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "web" / "static")), "static"
@@ -199,6 +204,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(staff.router)
+    app.include_router(sso.router)
 
     @app.exception_handler(StarletteHTTPException)
     async def _error_page(request: Request, exc: StarletteHTTPException) -> Response:
@@ -215,3 +221,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         return RedirectResponse("/login", status_code=303)
 
     return app
+
+
+def _sso_origins(settings: Settings) -> tuple[str, ...]:
+    """The sign-in provider's origin (``https://host[:port]``), where forms may lead."""
+    if not settings.sso.issuer:
+        return ()
+    parts = urlsplit(settings.sso.issuer)
+    return (f"{parts.scheme}://{parts.netloc}",)

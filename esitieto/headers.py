@@ -15,13 +15,17 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+"""With single sign-on, ``form-action`` also names the provider's origin: the sign-out
+form's redirect goes on to the provider's sign-out page, and browsers hold redirects after a
+form to the same rule."""
 CACHEABLE = ("/static/", "/favicon.ico")
 
 
 class SecurityHeaders:
-    def __init__(self, app: ASGIApp, *, https: bool) -> None:
+    def __init__(self, app: ASGIApp, *, https: bool, form_targets: tuple[str, ...] = ()) -> None:
         self.app = app
         self.https = https
+        self.csp = " ".join((CSP, *form_targets))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,7 +39,7 @@ class SecurityHeaders:
                 headers.setdefault("X-Content-Type-Options", "nosniff")
                 headers.setdefault("X-Frame-Options", "DENY")
                 headers.setdefault("Referrer-Policy", "same-origin")
-                headers.setdefault("Content-Security-Policy", CSP)
+                headers.setdefault("Content-Security-Policy", self.csp)
                 if not cacheable:
                     headers["Cache-Control"] = "no-store"
                 if self.https:

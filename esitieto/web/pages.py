@@ -139,12 +139,28 @@ def error_page(request: Request, status: int) -> Response:
     return render(request, "error.html", {"status": status, "key": key}, status=status)
 
 
+def sign_in_options(request: Request) -> dict[str, bool]:
+    """What the login page offers: the county's single sign-on when configured, the
+    password form unless single sign-on has switched it off."""
+    sso = getattr(request.app.state, "sso", None)
+    return {"sso": sso is not None, "password_login": sso is None or sso.password_login}
+
+
+def login_page(
+    request: Request, error_key: str | None = None, status: int = 200, next: str | None = None
+) -> Response:
+    """The login page, with the catalogue's message ``error_key`` when sign-in failed."""
+    error = messages(page_language(request))[error_key] if error_key else None
+    context = {"error": error, "next": next, **sign_in_options(request)}
+    return render(request, "login.html", context, status=status)
+
+
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, next: str | None = None) -> Response:
     """The sign-in form; it goes on to ``next``, or to the page the user was sent here from
     (a path on this site only; anything else: the worklist)."""
     target = safe_next(next) or safe_next(request.session.get(NEXT_KEY))
-    return render(request, "login.html", {"error": None, "next": target})
+    return login_page(request, next=target)
 
 
 @router.post("/login")
@@ -157,6 +173,8 @@ def login(
     next: Annotated[str, Form()] = "",
 ) -> Response:
     check_csrf(request, csrf)
+    if not sign_in_options(request)["password_login"]:
+        raise HTTPException(status_code=403, detail="password sign-in is switched off")
     name = username.strip()[:64]
     target = safe_next(next)
     address = request.client.host if request.client else "unknown"
@@ -169,7 +187,8 @@ def login(
     if wait is not None:
         seconds = max(1, math.ceil(wait.total_seconds()))
         error = messages(page_language(request)).login_throttled.format(seconds=seconds)
-        response = render(request, "login.html", {"error": error, "next": target}, status=429)
+        context = {"error": error, "next": target, **sign_in_options(request)}
+        response = render(request, "login.html", context, status=429)
         response.headers["Retry-After"] = str(seconds)
         return response
     with runtime.db.session() as session:
@@ -187,9 +206,7 @@ def login(
             forget_attempts(session, name)
             start_session(request, session, user_id, method="password")
     if user_id is None:
-        t = messages(page_language(request))
-        context = {"error": t.login_failed, "next": target}
-        return render(request, "login.html", context, status=401)
+        return login_page(request, "login_failed", status=401, next=target)
     if user_language in LANGUAGES:
         request.session["lang"] = user_language
     return RedirectResponse(target or home, status_code=303)
@@ -219,8 +236,11 @@ def choose_language(
 @router.post("/logout")
 def logout(request: Request, runtime: Rt, csrf: Annotated[str | None, Form()] = None) -> Response:
     check_csrf(request, csrf)
+    signed_in_by = request.session.get("auth")
     with runtime.db.session() as session:
         end_session(request, session)
+    if signed_in_by == "sso" and sign_in_options(request)["sso"]:
+        return RedirectResponse("/logout/sso", status_code=303)  # and at the provider
     return RedirectResponse("/login", status_code=303)
 
 

@@ -1,0 +1,198 @@
+"""Staff sign-in through the county's OpenID Connect provider (Authlib).
+
+Authorization code flow with PKCE (S256) and a nonce; the state, the nonce and the code
+verifier wait in this browser's signed session cookie. Authlib checks the ID token: its
+signature against the provider's published keys (fetched again when a new key id appears),
+the algorithms the provider announces, ``iss`` against the discovery document, ``aud``,
+``exp``, ``iat`` and the nonce. On top of that the discovery document must name exactly the
+configured issuer, so a look-alike provider behind a redirect cannot slip in.
+
+The claims then become an account (``esitieto/sso.py``) and a session like any other
+(``start_session``, method ``sso``): every page behind it is unchanged. Signing out ends the
+session here and then at the provider (RP-initiated logout), so the next nurse at a shared
+hospital PC is asked who they are.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import httpx
+from authlib.integrations.starlette_client import OAuth, OAuthError, StarletteOAuth2App
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from joserfc.errors import JoseError
+from starlette.concurrency import run_in_threadpool
+
+from esitieto.runtime import Runtime
+from esitieto.settings import SsoSettings
+from esitieto.sso import ClaimMapping, SsoRefused, known_stations, read_claims, sign_in_account
+from esitieto.web.auth import NEXT_KEY, safe_next, start_session
+from esitieto.web.pages import login_page
+from models import AuditEvent, Role
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+
+class CountySignIn:
+    """The configured provider: its Authlib client and how its claims read."""
+
+    def __init__(self, settings: SsoSettings) -> None:
+        assert settings.issuer, "single sign-on needs ESITIETO_SSO__ISSUER"
+        self.issuer = settings.issuer
+        self.redirect_uri = settings.redirect_uri
+        self.password_login = settings.password_login
+        self.mapping = ClaimMapping(
+            role_claim=settings.role_claim,
+            roles=dict(settings.roles),
+            station_claim=settings.station_claim,
+            stations=dict(settings.stations),
+            username_claim=settings.username_claim,
+            name_claim=settings.name_claim,
+        )
+        secret = settings.client_secret.get_secret_value() if settings.client_secret else None
+        self.client: StarletteOAuth2App = OAuth().register(
+            name="county",
+            client_id=settings.client_id,
+            client_secret=secret,
+            server_metadata_url=self.issuer.rstrip("/") + "/.well-known/openid-configuration",
+            client_kwargs={
+                "scope": settings.scope,
+                "code_challenge_method": "S256",
+                "timeout": settings.timeout_s,
+            },
+        )
+
+    async def metadata(self) -> dict[str, Any]:
+        """The provider's discovery document, checked to be the configured issuer's."""
+        metadata: dict[str, Any] = await self.client.load_server_metadata()
+        if metadata.get("issuer") != self.issuer:
+            self.client.server_metadata.clear()  # fetched again next time: maybe fixed
+            raise SsoRefused("issuer_mismatch")
+        return metadata
+
+    async def verified_claims(self, request: Request) -> dict[str, Any]:
+        """The callback's code exchanged and its ID token verified: the token's claims."""
+        await self.metadata()
+        token = await self.client.authorize_access_token(request)
+        claims = token.get("userinfo")
+        if not claims:  # no ID token (or no nonce kept for it): nothing proves who this is
+            raise SsoRefused("no_id_token")
+        return dict(claims)
+
+
+def county_sign_in(request: Request) -> CountySignIn | None:
+    sign_in: CountySignIn | None = getattr(request.app.state, "sso", None)
+    return sign_in
+
+
+@router.get("/login/sso")
+async def sso_start(request: Request, next: str | None = None) -> Response:
+    """Off to the county's sign-in page (it comes back to ``sso_callback``)."""
+    sign_in = county_sign_in(request)
+    if sign_in is None:
+        return RedirectResponse("/login", status_code=303)
+    if target := safe_next(next):
+        request.session[NEXT_KEY] = target
+    redirect_uri = sign_in.redirect_uri or str(request.url_for("sso_callback"))
+    try:
+        await sign_in.metadata()
+        response: Response = await sign_in.client.authorize_redirect(request, redirect_uri)
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("single sign-on: the provider cannot be reached (%s)", type(exc).__name__)
+        return login_page(request, "sso_unavailable", status=503)
+    except SsoRefused as exc:
+        log.error("single sign-on refused before sign-in: %s", exc.code)
+        return login_page(request, "sso_unavailable", status=503)
+    return response
+
+
+@router.get("/login/sso/callback", name="sso_callback")
+async def sso_callback(request: Request) -> Response:
+    """The provider sent the browser back: verify, find or create the account, sign in."""
+    sign_in = county_sign_in(request)
+    if sign_in is None:
+        return RedirectResponse("/login", status_code=303)
+    runtime: Runtime = request.app.state.runtime
+    try:
+        claims = await sign_in.verified_claims(request)
+    except (httpx.HTTPError, ValueError) as exc:
+        log.warning("single sign-on: the provider cannot be reached (%s)", type(exc).__name__)
+        return login_page(request, "sso_unavailable", status=503)
+    except (OAuthError, JoseError, SsoRefused) as exc:
+        # Why, for the log and the audit trail; never the token or the provider's free text.
+        code = exc.code if isinstance(exc, SsoRefused) else _error_code(exc)
+        log.warning("single sign-on refused: %s", code)
+        await run_in_threadpool(_audit_refusal, runtime, code, None)
+        return login_page(request, "sso_failed", status=401)
+
+    def sign_in_here() -> tuple[str, str, str | None]:
+        with runtime.db.session() as session:
+            identity = read_claims(claims, sign_in.mapping, known_stations(session))
+            user = sign_in_account(session, identity)
+            session.add(
+                AuditEvent(
+                    user_id=user.id,
+                    action="login",
+                    object_type="user",
+                    object_id=user.id,
+                    detail={"method": "sso"},
+                )
+            )
+            start_session(request, session, user.id, method="sso")
+            return user.id, user.role, user.language
+
+    target = safe_next(request.session.get(NEXT_KEY))
+    try:
+        _, role, language = await run_in_threadpool(sign_in_here)
+    except SsoRefused as exc:
+        log.warning("single sign-on refused: %s", exc.code)
+        await run_in_threadpool(_audit_refusal, runtime, exc.code, claims.get("sub"))
+        key = exc.code if exc.code in ("no_role", "deactivated") else "failed"
+        return login_page(request, f"sso_{key}", status=403)
+    if language:
+        request.session["lang"] = language
+    home = "/region" if role == Role.REGION else "/"
+    return RedirectResponse(target or home, status_code=303)
+
+
+@router.get("/logout/sso")
+async def sso_logout(request: Request) -> Response:
+    """After signing out here, sign out at the provider too (it comes back to the login
+    page). The session here is already gone; this only sends the browser on."""
+    sign_in = county_sign_in(request)
+    if sign_in is None:
+        return RedirectResponse("/login", status_code=303)
+    try:
+        metadata = await sign_in.metadata()
+        if not metadata.get("end_session_endpoint"):
+            return RedirectResponse("/login", status_code=303)
+        back = str(request.url_for("login_form"))
+        response: Response = await sign_in.client.logout_redirect(
+            request, post_logout_redirect_uri=back, client_id=sign_in.client.client_id
+        )
+    except (httpx.HTTPError, ValueError, SsoRefused) as exc:
+        log.warning("single sign-on: no sign-out at the provider (%s)", type(exc).__name__)
+        return RedirectResponse("/login", status_code=303)
+    return response
+
+
+def _error_code(exc: Exception) -> str:
+    if isinstance(exc, OAuthError):
+        return f"oauth:{exc.error or 'error'}"[:64]
+    return f"token:{type(exc).__name__}"[:64]
+
+
+def _audit_refusal(runtime: Runtime, code: str, subject: object) -> None:
+    with runtime.db.session() as session:
+        session.add(
+            AuditEvent(
+                action="login_failed",
+                object_type="sso_subject",
+                object_id=str(subject)[:64] if subject else None,
+                detail={"method": "sso", "reason": code},
+            )
+        )
