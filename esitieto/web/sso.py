@@ -37,6 +37,23 @@ log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
+def _unreachable_errors() -> tuple[type[Exception], ...]:
+    """What a provider out of reach (or answering garbage) raises. Authlib sends through
+    ``httpx2`` when that is installed, else through ``httpx``: either's errors count."""
+    errors: list[type[Exception]] = [httpx.HTTPError, ValueError]
+    try:
+        import httpx2
+
+        errors.append(httpx2.HTTPError)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+UNREACHABLE = _unreachable_errors()
+NO_SIGN_OUT: tuple[type[Exception], ...] = (SsoRefused, *UNREACHABLE)
+
+
 class CountySignIn:
     """The configured provider: its Authlib client and how its claims read."""
 
@@ -101,7 +118,7 @@ async def sso_start(request: Request, next: str | None = None) -> Response:
     try:
         await sign_in.metadata()
         response: Response = await sign_in.client.authorize_redirect(request, redirect_uri)
-    except (httpx.HTTPError, ValueError) as exc:
+    except UNREACHABLE as exc:
         log.warning("single sign-on: the provider cannot be reached (%s)", type(exc).__name__)
         return login_page(request, "sso_unavailable", status=503)
     except SsoRefused as exc:
@@ -119,7 +136,7 @@ async def sso_callback(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
         claims = await sign_in.verified_claims(request)
-    except (httpx.HTTPError, ValueError) as exc:
+    except UNREACHABLE as exc:
         log.warning("single sign-on: the provider cannot be reached (%s)", type(exc).__name__)
         return login_page(request, "sso_unavailable", status=503)
     except (OAuthError, JoseError, SsoRefused) as exc:
@@ -174,7 +191,7 @@ async def sso_logout(request: Request) -> Response:
         response: Response = await sign_in.client.logout_redirect(
             request, post_logout_redirect_uri=back, client_id=sign_in.client.client_id
         )
-    except (httpx.HTTPError, ValueError, SsoRefused) as exc:
+    except NO_SIGN_OUT as exc:
         log.warning("single sign-on: no sign-out at the provider (%s)", type(exc).__name__)
         return RedirectResponse("/login", status_code=303)
     return response

@@ -31,6 +31,7 @@ from esitieto.web.sso import CountySignIn
 from models import AuditEvent, Role, Station, StationMembership, User
 from tests.esitieto.test_web import _csrf
 from tests.peers.oidc_provider import Provider, running_provider, signing_key
+from tests.servers import free_port
 
 ISSUER = "https://login.example-county.fi"
 MAPPING = ClaimMapping(
@@ -273,3 +274,29 @@ def test_password_sign_in_can_be_switched_off(sqlite_settings: Settings) -> None
         )
         assert refused.status_code == 403
         assert client.get("/", follow_redirects=False).status_code == 303
+
+
+@pytest.mark.slow  # a Node.js process
+def test_a_callback_nobody_started_is_refused_with_a_clear_page(
+    provider: Provider, sqlite_settings: Settings
+) -> None:
+    """A bookmarked or replayed callback address: no state was kept for it in this browser."""
+    settings = sqlite_settings.model_copy(update={"sso": SsoSettings(issuer=provider.issuer)})
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/login/sso/callback?code=stolen&state=guessed")
+        assert answer.status_code == 401
+        assert messages("fi").sso_failed in answer.text
+        assert client.get("/", follow_redirects=False).status_code == 303  # still signed out
+
+
+def test_a_provider_that_cannot_be_reached_leaves_a_clear_page(
+    sqlite_settings: Settings,
+) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    settings = sqlite_settings.model_copy(update={"sso": SsoSettings(issuer=closed, timeout_s=2.0)})
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/login/sso", follow_redirects=False)
+        assert answer.status_code == 503
+        assert messages("fi").sso_unavailable in answer.text
+        # the password form stays usable meanwhile (not switched off here)
+        assert 'name="password"' in answer.text
