@@ -136,17 +136,17 @@ async def sso_callback(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
         claims = await sign_in.verified_claims(request)
-    except UNREACHABLE as exc:
-        log.warning("single sign-on: the provider cannot be reached (%s)", type(exc).__name__)
-        return login_page(request, "sso_unavailable", status=503)
-    except (OAuthError, JoseError, SsoRefused) as exc:
+    except (OAuthError, JoseError, SsoRefused) as exc:  # before the others: a refusal
         # Why, for the log and the audit trail; never the token or the provider's free text.
         code = exc.code if isinstance(exc, SsoRefused) else _error_code(exc)
         log.warning("single sign-on refused: %s", code)
         await run_in_threadpool(_audit_refusal, runtime, code, None)
         return login_page(request, "sso_failed", status=401)
+    except UNREACHABLE as exc:
+        log.warning("single sign-on: the provider cannot be reached (%s)", type(exc).__name__)
+        return login_page(request, "sso_unavailable", status=503)
 
-    def sign_in_here() -> tuple[str, str, str | None]:
+    def sign_in_here() -> tuple[str, str | None]:
         with runtime.db.session() as session:
             identity = read_claims(claims, sign_in.mapping, known_stations(session))
             user = sign_in_account(session, identity)
@@ -160,11 +160,11 @@ async def sso_callback(request: Request) -> Response:
                 )
             )
             start_session(request, session, user.id, method="sso")
-            return user.id, user.role, user.language
+            return user.role, user.language
 
     target = safe_next(request.session.get(NEXT_KEY))
     try:
-        _, role, language = await run_in_threadpool(sign_in_here)
+        role, language = await run_in_threadpool(sign_in_here)
     except SsoRefused as exc:
         log.warning("single sign-on refused: %s", exc.code)
         await run_in_threadpool(_audit_refusal, runtime, exc.code, claims.get("sub"))
