@@ -22,6 +22,9 @@ profiles where they apply:
 
 Every resource carries an identifier derived from the case id, and every entry is a
 conditional create on it (``ifNoneExist``): the same case posted twice creates nothing new.
+The ServiceRequest alone is a conditional update (``PUT ServiceRequest?identifier=…``): when a
+nurse changes the decision afterwards, the case is sent again and the request in the record
+becomes hers, still one resource.
 """
 
 from __future__ import annotations
@@ -93,19 +96,17 @@ def _build(case: CaseRecord, system: str) -> Bundle:
 
     entries: list[dict[str, Any]] = []
 
-    def add(kind: str, resource: Resource, search: str | None = None) -> dict[str, str]:
+    def add(
+        kind: str, resource: Resource, search: str | None = None, *, update: bool = False
+    ) -> dict[str, str]:
         identifier = search or f"{system}|{case.case_id}/{kind}"
-        entries.append(
-            {
-                "fullUrl": url(kind),
-                "resource": resource,
-                "request": {
-                    "method": "POST",
-                    "url": resource.get_resource_type(),
-                    "ifNoneExist": f"identifier={identifier}",
-                },
-            }
+        resource_type = resource.get_resource_type()
+        request = (
+            {"method": "PUT", "url": f"{resource_type}?identifier={identifier}"}
+            if update
+            else {"method": "POST", "url": resource_type, "ifNoneExist": f"identifier={identifier}"}
         )
+        entries.append({"fullUrl": url(kind), "resource": resource, "request": request})
         return {"reference": url(kind)}
 
     organization = add(
@@ -252,6 +253,7 @@ def _build(case: CaseRecord, system: str) -> Bundle:
             reasonReference=conditions or None,
             note=[{"text": decision}] + [{"text": r} for r in case.reasons],
         ),
+        update=True,  # a nurse's later change of the decision replaces it
     )
     return Bundle.model_validate({"type": "transaction", "entry": entries})
 

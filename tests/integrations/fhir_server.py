@@ -2,8 +2,9 @@
 here, so this one stands in at the HTTP boundary with the real API's shape. It checks every
 Bundle it receives against FHIR R4 4.0.1 models (``fhirclient``, strict: another library than
 the one that built it), signs clients in with OAuth2 client credentials, runs transactions
-with conditional create (``ifNoneExist``) and answers with a transaction-response Bundle or an
-OperationOutcome. It can be told to be down."""
+with conditional create (``ifNoneExist``) and conditional update (``PUT Type?identifier=…``:
+none found creates, one found is replaced under its id, several is 412) and answers with a
+transaction-response Bundle or an OperationOutcome. It can be told to be down."""
 
 from __future__ import annotations
 
@@ -93,18 +94,23 @@ class FhirServer:
 
     def _run(self, body: dict[str, Any]) -> dict[str, Any]:
         staged: list[tuple[str, dict[str, Any]]] = []
+        replaced: list[tuple[str, dict[str, Any]]] = []
         answers = []
         urls: dict[str, str] = {}
         for entry in body.get("entry", []):
             resource, request = entry["resource"], entry["request"]
             kind = resource["resourceType"]
-            system, _, value = (
-                request.get("ifNoneExist", "").removeprefix("identifier=").partition("|")
-            )
+            update = request["method"] == "PUT"
+            search = request["url"].partition("?")[2] if update else request.get("ifNoneExist", "")
+            system, _, value = search.removeprefix("identifier=").partition("|")
             existing = self.find(kind, system, value) if system else []
             existing += [r for k, r in staged if k == kind and _has(r, system, value)]
+            if len(existing) > 1 and update:
+                return _outcome(412, "multiple-matches", f"{kind}?{search} matches several")
             if existing:
                 urls[entry["fullUrl"]] = f"{kind}/{existing[0]['id']}"
+                if update:
+                    replaced.append((kind, {**resource, "id": existing[0]["id"]}))
                 answers.append({"response": {"status": "200 OK"}})
                 continue
             resource = {**resource, "id": str(next(self._ids))}
@@ -115,6 +121,10 @@ class FhirServer:
             )
         for kind, resource in staged:  # urn:uuid references now point at the stored resources
             self.resources.setdefault(kind, []).append(_resolve(resource, urls))
+        for kind, resource in replaced:
+            stored = self.resources[kind]
+            index = next(i for i, r in enumerate(stored) if r["id"] == resource["id"])
+            stored[index] = _resolve(resource, urls)
         return {"resourceType": "Bundle", "type": "transaction-response", "entry": answers}
 
 

@@ -69,9 +69,16 @@ def test_a_case_is_a_valid_r4_transaction_with_its_facts() -> None:
     # without a keyed identity code, no henkilötunnus: a patient known only by this case
     (patient,) = found["Patient"]
     assert all(i["system"] != HETU_SYSTEM for i in patient["identifier"])
-    # every entry is a conditional create on its own identifier
-    assert all(e["request"]["ifNoneExist"].startswith("identifier=") for e in bundle["entry"])
-    assert len({e["request"]["ifNoneExist"] for e in bundle["entry"]}) == len(bundle["entry"])
+    # every entry is conditional on its own identifier: created once, and the decision
+    # (which a nurse may change later) updated in place
+    searches = [
+        e["request"].get("ifNoneExist") or e["request"]["url"].partition("?")[2]
+        for e in bundle["entry"]
+    ]
+    assert all(search.startswith("identifier=") for search in searches)
+    assert len(set(searches)) == len(bundle["entry"])
+    methods = {e["resource"]["resourceType"]: e["request"]["method"] for e in bundle["entry"]}
+    assert methods.pop("ServiceRequest") == "PUT" and set(methods.values()) == {"POST"}
 
 
 def test_the_identity_code_goes_in_only_when_keyed() -> None:
