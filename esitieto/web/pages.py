@@ -42,10 +42,12 @@ from esitieto.web.auth import (
     start_session,
 )
 from esitieto.web.i18n import DEFAULT, LANGUAGES, Messages, messages, number, percent, time_span
+from integrations.jobs import enqueue
 from models import (
     AuditEvent,
     Call,
     Callback,
+    JobKind,
     Recording,
     Role,
     Station,
@@ -600,6 +602,8 @@ def override_case(
         try:
             change = Override.model_validate({**form, "digital_path": digital_path or None})
             override_triage(session, call, user.id, change)
+            if runtime.settings.fhir.base_url:  # the record gets the nurse's decision too
+                enqueue(session, JobKind.EXPORT_FHIR, call.id)
         except (ValidationError, ValueError) as exc:
             session.rollback()
             call = _visible_call(session, call_id, user)

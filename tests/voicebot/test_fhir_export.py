@@ -10,7 +10,7 @@ from esitieto.app import create_app, make_worker
 from esitieto.runtime import Runtime
 from models import AuditEvent, Call, CallState, Job, JobKind, JobState
 from tests.conftest import SYSTEM, drain, finished_call
-from tests.esitieto.test_web import login
+from tests.esitieto.test_web import _csrf, login
 from tests.integrations.fhir_server import FhirServer
 
 
@@ -91,3 +91,32 @@ def test_staff_get_the_cases_bundle_and_the_view_is_audited(exporting: Runtime) 
     with exporting.db.session() as s:
         seen = s.scalars(select(AuditEvent).where(AuditEvent.action == "view_case_fhir")).all()
         assert [e.object_id for e in seen] == [call_id]
+
+
+def test_a_nurses_later_change_replaces_the_request_in_the_record(
+    exporting: Runtime, fhir_server: tuple[FhirServer, str]
+) -> None:
+    """Exported as pretriage decided; the nurse then raises the urgency: the case is sent
+    again, and the record has one ServiceRequest, hers, and still one of everything else."""
+    server, _ = fhir_server
+    call_id = finished_call(exporting)
+    drain(exporting)
+    (before,) = server.resources["ServiceRequest"]
+    counts = {kind: len(found) for kind, found in server.resources.items()}
+    with TestClient(create_app(runtime=exporting)) as client:
+        assert login(client).status_code in (302, 303)
+        form = {
+            "urgency": "emergency",
+            "route": "nurse_queue",
+            "reason": "Soitin takaisin: rintakipu",
+            "csrf": _csrf(client, f"/cases/{call_id}"),
+        }
+        saved = client.post(f"/cases/{call_id}/override", data=form, follow_redirects=False)
+        assert saved.status_code == 303
+    drain(exporting)
+    assert server.posts == 2
+    assert {kind: len(found) for kind, found in server.resources.items()} == counts
+    (after,) = server.resources["ServiceRequest"]
+    assert after["id"] == before["id"] and before["priority"] != "stat"
+    assert after["priority"] == "stat" and "nurse_queue" in after["note"][0]["text"]
+    assert after["encounter"] == before["encounter"]  # still points at the stored encounter
