@@ -75,7 +75,7 @@ class FhirServer:
             if body.get("type") != "transaction":
                 self.refused += 1
                 return _outcome(400, "invalid", "only transaction bundles are accepted")
-            return JSONResponse(self._run(body), media_type=FHIR_JSON)
+            return self._run(body)
 
         @app.get("/fhir/{kind}")
         async def search(kind: str, identifier: str) -> JSONResponse:
@@ -92,7 +92,7 @@ class FhirServer:
 
         return app
 
-    def _run(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _run(self, body: dict[str, Any]) -> JSONResponse:
         staged: list[tuple[str, dict[str, Any]]] = []
         replaced: list[tuple[str, dict[str, Any]]] = []
         answers = []
@@ -125,7 +125,8 @@ class FhirServer:
             stored = self.resources[kind]
             index = next(i for i, r in enumerate(stored) if r["id"] == resource["id"])
             stored[index] = _resolve(resource, urls)
-        return {"resourceType": "Bundle", "type": "transaction-response", "entry": answers}
+        response = {"resourceType": "Bundle", "type": "transaction-response", "entry": answers}
+        return JSONResponse(response, media_type=FHIR_JSON)
 
 
 def _identifiers(resource: dict[str, Any]) -> list[dict[str, Any]]:
