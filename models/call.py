@@ -34,7 +34,12 @@ class RecordingState:
 
 class Call(IdMixin, TimestampMixin, Base):
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_station_worklist", "station_id", "state", "urgency_rank"),)
+    __table_args__ = (
+        Index("ix_calls_station_worklist", "station_id", "state", "urgency_rank"),
+        # The calls of a period at some stations (the dashboard, the region's view), read
+        # from the index alone when only the id is needed to join what the call left behind.
+        Index("ix_calls_station_started", "station_id", "started_at", "id"),
+    )
 
     station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
     call_sid: Mapped[str] = mapped_column(String(64), unique=True)
