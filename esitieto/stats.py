@@ -17,8 +17,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, ColumnElement, String, and_, case, cast, exists, func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from models import (
     Call,
@@ -29,7 +33,7 @@ from models import (
     SummaryFeedback,
     TriageDecision,
 )
-from pretriage.service import PRETRIAGE, count_agreement, handled_decisions
+from pretriage.service import PRETRIAGE, count_agreement, handled_decisions_by_station
 
 YES = 1
 """The survey's keypad answer for yes (2 is no)."""
@@ -149,7 +153,11 @@ def compute(
 ) -> Stats:
     """The figures for calls that started in [since, until) at these stations."""
     stations = sorted(set(station_ids))
-    return _aggregate(_fetch(session, stations, since, until), stations, since, until)
+    steps = _Steps.over(since, until)
+    total = _Tally()
+    for tally in _count(session, stations, since, until, steps).values():
+        total.add(tally)
+    return _figures(total, stations, since, until, steps)
 
 
 def compute_each(
@@ -158,174 +166,362 @@ def compute_each(
     """The same figures for each station on its own, read from the database once (the
     region's thirty stations side by side; no timelines)."""
     stations = sorted(set(station_ids))
-    each = _fetch(session, stations, since, until).by_station(stations)
-    return {s: _aggregate(each[s], [s], since, until, timeline=False) for s in stations}
-
-
-@dataclass
-class _Rows:
-    """What the figures are counted from, for calls that started in the period."""
-
-    calls: list[Any]
-    """(id, station_id, route, urgency, started_at, ended_at, ready_at)"""
-    with_words: set[str]
-    callbacks: list[Any]
-    """(call_id, state, completed_at, window_end)"""
-    latest_use: dict[str, tuple[str, str]]
-    """call id → (nurse, usage): a nurse's later word replaces the earlier one."""
-    survey: list[tuple[str, str, int]]
-    uncertain: set[str]
-    decisions: list[tuple[str, str, str, str]]
-
-    def by_station(self, stations: list[str]) -> dict[str, _Rows]:
-        """The rows of each station, in one pass over each kind."""
-        out = {st: _Rows([], set(), [], {}, [], set(), []) for st in stations}
-        station_of = {c.id: c.station_id for c in self.calls}
-        for c in self.calls:
-            out[c.station_id].calls.append(c)
-        for call_id in self.with_words:
-            out[station_of[call_id]].with_words.add(call_id)
-        for cb in self.callbacks:
-            out[station_of[cb.call_id]].callbacks.append(cb)
-        for call_id, use in self.latest_use.items():
-            out[station_of[call_id]].latest_use[call_id] = use
-        for row in self.survey:
-            out[station_of[row[0]]].survey.append(row)
-        for call_id in self.uncertain:
-            out[station_of[call_id]].uncertain.add(call_id)
-        for d in self.decisions:
-            out[station_of[d[0]]].decisions.append(d)
-        return out
-
-
-def _fetch(session: Session, stations: list[str], since: datetime, until: datetime) -> _Rows:
-    # Columns through the Core connection, not ORM rows: a month of a busy station is thousands
-    # of rows, and the ORM's row handling was half the dashboard's time.
-    db = session.connection()
-    in_period = (Call.station_id.in_(stations), Call.started_at >= since, Call.started_at < until)
-    calls = db.execute(
-        select(Call.id, Call.station_id, Call.route, Call.urgency, Call.started_at,
-               Call.ended_at, Call.ready_at)
-        .where(*in_period)
-    ).all()  # fmt: skip
-    ids = select(Call.id).where(*in_period).scalar_subquery()
-    with_words = set(
-        db.scalars(
-            select(Recording.call_id)
-            .where(Recording.call_id.in_(ids), Recording.state == RecordingState.TRANSCRIBED)
-            .distinct()
-        )
-    )
-    callbacks = db.execute(
-        select(Callback.call_id, Callback.state, Callback.completed_at, Callback.window_end)
-        .where(Callback.call_id.in_(ids))
-    ).all()  # fmt: skip
-    latest_use: dict[str, tuple[str, str]] = {}
-    for call_id, user_id, usage in db.execute(
-        select(SummaryFeedback.call_id, SummaryFeedback.user_id, SummaryFeedback.usage)
-        .where(SummaryFeedback.call_id.in_(ids))
-        .order_by(SummaryFeedback.created_at)
-    ):
-        latest_use[call_id] = (user_id, usage)
-    survey = [
-        (r[0], r[1], r[2])
-        for r in db.execute(
-            select(CallerFeedback.call_id, CallerFeedback.question, CallerFeedback.answer).where(
-                CallerFeedback.call_id.in_(ids)
-            )
-        )
-    ]
-    uncertain = set(
-        db.scalars(
-            select(TriageDecision.call_id).where(
-                TriageDecision.call_id.in_(ids),
-                TriageDecision.source == PRETRIAGE,
-                TriageDecision.uncertain.is_(True),
-            )
-        )
-    )
-    decisions = handled_decisions(session, stations, since, until)
-    return _Rows(list(calls), with_words, list(callbacks), latest_use, survey, uncertain, decisions)
-
-
-def _aggregate(
-    rows: _Rows, stations: list[str], since: datetime, until: datetime, *, timeline: bool = True
-) -> Stats:
-    calls = rows.calls
-    by_id = {c.id: c for c in calls}
-    done = [cb for cb in rows.callbacks if cb.state == "done" and cb.completed_at is not None]
-    delays = []
-    within = 0
-    for cb in done:
-        call = by_id[cb.call_id]
-        hung_up = call.ended_at or call.started_at
-        delays.append((cb.completed_at - hung_up).total_seconds() / 60)
-        if cb.window_end is not None and cb.completed_at <= cb.window_end:
-            within += 1
-    survey: dict[str, SurveyFigure] = {}
-    for question in sorted({q for _, q, _ in rows.survey}):
-        answers = [a for _, q, a in rows.survey if q == question]
-        survey[question] = SurveyFigure(len(answers), sum(a == YES for a in answers))
-    processing = [
-        (c.ready_at - c.ended_at).total_seconds()
-        for c in calls
-        if c.ready_at is not None and c.ended_at is not None
-    ]
-    agreed = count_agreement(rows.decisions)
-    step_name, buckets = (
-        _timeline(calls, rows.with_words, since, until) if timeline else ("day", [])
-    )
-    return Stats(
-        stations=stations,
-        period_from=since,
-        period_to=until,
-        calls=len(calls),
-        submissions=len(rows.with_words),
-        routing=dict(Counter(c.route for c in calls if c.route)),
-        urgency=dict(Counter(c.urgency for c in calls if c.urgency)),
-        uncertain=len(rows.uncertain),
-        callbacks=len(rows.callbacks),
-        callbacks_done=len(done),
-        callback_delay_median_min=round(statistics.median(delays), 1) if delays else None,
-        callbacks_within_window=round(within / len(done), 3) if done else None,
-        summary_use=dict(Counter(usage for _, usage in rows.latest_use.values())),
-        nurses_giving=len({nurse for nurse, _ in rows.latest_use.values()}),
-        nurses_using=len({n for n, usage in rows.latest_use.values() if usage in USED}),
-        survey=survey,
-        agreement_assessed=agreed.assessed,
-        agreement_rate=agreed.rate,
-        raised=agreed.raised,
-        lowered=agreed.lowered,
-        rerouted=agreed.rerouted,
-        processing_median_s=round(statistics.median(processing), 1) if processing else None,
-        timeline=buckets,
-        timeline_step=step_name,
-    )
+    each = _count(session, stations, since, until, steps=None)
+    return {s: _figures(each[s], [s], since, until, steps=None) for s in stations}
 
 
 MAX_BUCKETS = 400
 """A longer period is cut to this many bars (a year by day): enough for any chart."""
 
 
-def _timeline(
-    calls: Iterable[Any], with_words: set[str], since: datetime, until: datetime
-) -> tuple[str, list[Bucket]]:
-    step_name, step = (
-        ("hour", timedelta(hours=1)) if until - since <= timedelta(days=1)
-        else ("day", timedelta(days=1))
-    )  # fmt: skip
-    count = min(MAX_BUCKETS, max(1, -(-(until - since) // step)))
-    totals = [0] * count
-    words = [0] * count
-    routes: list[Counter[str]] = [Counter() for _ in range(count)]
-    origin, step_s = since.timestamp(), step.total_seconds()
-    for call in calls:
-        index = int((call.started_at.timestamp() - origin) // step_s)
-        if 0 <= index < count:
-            totals[index] += 1
-            words[index] += call.id in with_words
-            if call.route:
-                routes[index][call.route] += 1
-    return step_name, [
-        Bucket(since + i * step, totals[i], words[i], dict(routes[i])) for i in range(count)
+@dataclass(frozen=True)
+class _Steps:
+    """The timeline's bars: by hour for a period of a day or less, else by day."""
+
+    since: datetime
+    name: str
+    step: timedelta
+    count: int
+
+    @classmethod
+    def over(cls, since: datetime, until: datetime) -> _Steps:
+        name, step = (
+            ("hour", timedelta(hours=1)) if until - since <= timedelta(days=1)
+            else ("day", timedelta(days=1))
+        )  # fmt: skip
+        return cls(since, name, step, min(MAX_BUCKETS, max(1, -(-(until - since) // step))))
+
+    def bar(self) -> ColumnElement[int]:
+        """The index of the bar a call's start falls in, computed by the database (calls of
+        the period never start before ``since``: integer division is the floor)."""
+        since_ms = (self.since - EPOCH) // timedelta(milliseconds=1)
+        step_ms = self.step // timedelta(milliseconds=1)
+        return ((epoch_ms(Call.started_at) - since_ms) // step_ms).label("bar")
+
+
+@dataclass
+class _Bar:
+    calls: int = 0
+    submissions: int = 0
+    routing: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Tally:
+    """What a station's figures are made of, as counted by the database: sums, which add up
+    over stations, and the plain numbers (milliseconds) that a median needs."""
+
+    calls: int = 0
+    submissions: int = 0
+    routing: Counter[str] = field(default_factory=Counter)
+    urgency: Counter[str] = field(default_factory=Counter)
+    uncertain: int = 0
+    processing_ms: list[int] = field(default_factory=list)
+    callbacks: int = 0
+    callbacks_done: int = 0
+    callbacks_within: int = 0
+    callback_delays_ms: list[int] = field(default_factory=list)
+    summary_use: Counter[str] = field(default_factory=Counter)
+    nurses_giving: set[str] = field(default_factory=set)
+    nurses_using: set[str] = field(default_factory=set)
+    survey_answers: Counter[str] = field(default_factory=Counter)
+    survey_yes: Counter[str] = field(default_factory=Counter)
+    decisions: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """Every decision on the cases a nurse handled, as :func:`count_agreement` reads them."""
+    timeline: dict[int, _Bar] = field(default_factory=dict)
+    """Bar index → the calls that started in that bar."""
+
+    def add(self, other: _Tally) -> None:
+        """Count another station's tally in (a call belongs to one station: nothing twice)."""
+        self.calls += other.calls
+        self.submissions += other.submissions
+        self.routing.update(other.routing)
+        self.urgency.update(other.urgency)
+        self.uncertain += other.uncertain
+        self.processing_ms += other.processing_ms
+        self.callbacks += other.callbacks
+        self.callbacks_done += other.callbacks_done
+        self.callbacks_within += other.callbacks_within
+        self.callback_delays_ms += other.callback_delays_ms
+        self.summary_use.update(other.summary_use)
+        self.nurses_giving |= other.nurses_giving
+        self.nurses_using |= other.nurses_using
+        self.survey_answers.update(other.survey_answers)
+        self.survey_yes.update(other.survey_yes)
+        self.decisions += other.decisions
+        for index, bar in other.timeline.items():
+            mine = self.timeline.setdefault(index, _Bar())
+            mine.calls += bar.calls
+            mine.submissions += bar.submissions
+            mine.routing.update(bar.routing)
+
+
+class epoch_ms(FunctionElement[int]):
+    """A timestamp column as whole milliseconds since 1970-01-01 UTC, computed by the
+    database: durations and timeline bars come back as plain integers, never as datetime
+    objects (converting a month of a region's timestamps took longer than the queries).
+
+    SQLite keeps timestamps as text and reads them to the millisecond (``julianday``);
+    PostgreSQL keeps microseconds, rounded here to the same milliseconds, so both agree.
+    """
+
+    type = BigInteger()
+    inherit_cache = True
+    name = "epoch_ms"
+
+
+@compiles(epoch_ms, "sqlite")
+def _epoch_ms_sqlite(element: epoch_ms, compiler: SQLCompiler, **kw: Any) -> str:
+    (ts,) = element.clauses
+    # Julian day 2440587.5 is 1970-01-01T00:00Z; rounding undoes the float's last bits.
+    days = f"julianday({compiler.process(ts, **kw)}) - 2440587.5"
+    return f"CAST(round(({days}) * 86400000.0) AS INTEGER)"
+
+
+@compiles(epoch_ms, "postgresql")
+def _epoch_ms_postgresql(element: epoch_ms, compiler: SQLCompiler, **kw: Any) -> str:
+    (ts,) = element.clauses
+    return f"CAST(round(EXTRACT(EPOCH FROM {compiler.process(ts, **kw)}) * 1000) AS BIGINT)"
+
+
+def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _numbers(value: ColumnElement[int]) -> ColumnElement[str]:
+    """The group's values as one comma-separated string (NULLs left out): a median's numbers
+    in one row per group, not one row per call."""
+    return func.aggregate_strings(cast(value, String), ",")
+
+
+def _parse(numbers: str | None) -> list[int]:
+    return [int(n) for n in numbers.split(",")] if numbers else []
+
+
+def _count(
+    session: Session,
+    stations: list[str],
+    since: datetime,
+    until: datetime,
+    steps: _Steps | None,
+) -> dict[str, _Tally]:
+    """Each station's tally for calls that started in [since, until), counted by the
+    database: a few grouped queries, each answering a few rows per station whatever the
+    number of calls. ``steps``: also count the calls into the timeline's bars."""
+    db = session.connection()
+    tallies = {station: _Tally() for station in stations}
+    in_period = and_(
+        Call.station_id.in_(stations), Call.started_at >= since, Call.started_at < until
+    )
+    _count_calls(db, tallies, in_period, steps)
+    _count_submissions(db, tallies, in_period, steps)
+    _count_uncertain(db, tallies, in_period)
+    _count_callbacks(db, tallies, in_period)
+    _count_survey(db, tallies, in_period)
+    _count_summary_use(db, tallies, in_period)
+    for station, decisions in handled_decisions_by_station(session, stations, since, until).items():
+        tallies[station].decisions = decisions
+    return tallies
+
+
+def _count_calls(
+    db: Connection, tallies: dict[str, _Tally], in_period: ColumnElement[bool], steps: _Steps | None
+) -> None:
+    """Calls by route and urgency, and the time from hang-up to ready on the worklist."""
+    groups: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = [
+        Call.station_id,
+        Call.route,
+        Call.urgency,
     ]
+    if steps is not None:
+        groups.append(steps.bar())
+    rows = db.execute(
+        select(
+            *groups,
+            func.count().label("calls"),
+            _numbers(epoch_ms(Call.ready_at) - epoch_ms(Call.ended_at)).label("processing"),
+        )
+        .where(in_period)
+        .group_by(*groups)
+    )
+    for row in rows:
+        tally = tallies[row.station_id]
+        tally.calls += row.calls
+        tally.processing_ms += _parse(row.processing)
+        if row.route:
+            tally.routing[row.route] += row.calls
+        if row.urgency:
+            tally.urgency[row.urgency] += row.calls
+        if steps is not None and 0 <= row.bar < steps.count:
+            bar = tally.timeline.setdefault(row.bar, _Bar())
+            bar.calls += row.calls
+            if row.route:
+                bar.routing[row.route] += row.calls
+
+
+def _count_submissions(
+    db: Connection, tallies: dict[str, _Tally], in_period: ColumnElement[bool], steps: _Steps | None
+) -> None:
+    """Calls in which the caller gave pre-information: a recording with words in it."""
+    with_words = exists().where(
+        Recording.call_id == Call.id, Recording.state == RecordingState.TRANSCRIBED
+    )
+    groups: list[ColumnElement[Any] | InstrumentedAttribute[Any]] = [Call.station_id]
+    if steps is not None:
+        groups.append(steps.bar())
+    rows = db.execute(
+        select(*groups, func.count().label("calls")).where(in_period, with_words).group_by(*groups)
+    )
+    for row in rows:
+        tally = tallies[row.station_id]
+        tally.submissions += row.calls
+        if steps is not None and 0 <= row.bar < steps.count:
+            tally.timeline.setdefault(row.bar, _Bar()).submissions += row.calls
+
+
+def _count_uncertain(
+    db: Connection, tallies: dict[str, _Tally], in_period: ColumnElement[bool]
+) -> None:
+    """Calls pretriage found unclear (its own decision, whatever a nurse decided after)."""
+    unclear = exists().where(
+        TriageDecision.call_id == Call.id,
+        TriageDecision.source == PRETRIAGE,
+        TriageDecision.uncertain.is_(True),
+    )
+    rows = db.execute(
+        select(Call.station_id, func.count().label("calls"))
+        .where(in_period, unclear)
+        .group_by(Call.station_id)
+    )
+    for row in rows:
+        tallies[row.station_id].uncertain = row.calls
+
+
+def _count_callbacks(
+    db: Connection, tallies: dict[str, _Tally], in_period: ColumnElement[bool]
+) -> None:
+    """Callbacks, the completed ones, those within the promised window, and the delay from
+    hang-up to each completed one."""
+    done = and_(Callback.state == "done", Callback.completed_at.is_not(None))
+    hung_up = func.coalesce(Call.ended_at, Call.started_at)
+    rows = db.execute(
+        select(
+            Call.station_id,
+            func.count().label("callbacks"),
+            _count_if(done).label("done"),
+            _count_if(and_(done, Callback.completed_at <= Callback.window_end)).label("within"),
+            _numbers(case((done, epoch_ms(Callback.completed_at) - epoch_ms(hung_up)))).label(
+                "delays"
+            ),
+        )
+        .join(Callback, Callback.call_id == Call.id)
+        .where(in_period)
+        .group_by(Call.station_id)
+    )
+    for row in rows:
+        tally = tallies[row.station_id]
+        tally.callbacks, tally.callbacks_done = row.callbacks, row.done
+        tally.callbacks_within, tally.callback_delays_ms = row.within, _parse(row.delays)
+
+
+def _count_survey(
+    db: Connection, tallies: dict[str, _Tally], in_period: ColumnElement[bool]
+) -> None:
+    """The callers' answers and yeses, by question."""
+    rows = db.execute(
+        select(
+            Call.station_id,
+            CallerFeedback.question,
+            func.count().label("answers"),
+            _count_if(CallerFeedback.answer == YES).label("yes"),
+        )
+        .join(CallerFeedback, CallerFeedback.call_id == Call.id)
+        .where(in_period)
+        .group_by(Call.station_id, CallerFeedback.question)
+    )
+    for row in rows:
+        tallies[row.station_id].survey_answers[row.question] = row.answers
+        tallies[row.station_id].survey_yes[row.question] = row.yes
+
+
+def _count_summary_use(
+    db: Connection, tallies: dict[str, _Tally], in_period: ColumnElement[bool]
+) -> None:
+    """The nurses' word on the summaries, the latest on each call (a later word replaces an
+    earlier one), counted by usage and nurse."""
+    words = (
+        select(
+            Call.station_id,
+            SummaryFeedback.user_id,
+            SummaryFeedback.usage,
+            func.row_number()
+            .over(
+                partition_by=SummaryFeedback.call_id,
+                order_by=(SummaryFeedback.created_at.desc(), SummaryFeedback.id.desc()),
+            )
+            .label("newest_first"),
+        )
+        .join(SummaryFeedback, SummaryFeedback.call_id == Call.id)
+        .where(in_period)
+        .subquery()
+    )
+    rows = db.execute(
+        select(words.c.station_id, words.c.usage, words.c.user_id, func.count().label("calls"))
+        .where(words.c.newest_first == 1)
+        .group_by(words.c.station_id, words.c.usage, words.c.user_id)
+    )
+    for row in rows:
+        tally = tallies[row.station_id]
+        tally.summary_use[row.usage] += row.calls
+        tally.nurses_giving.add(row.user_id)
+        if row.usage in USED:
+            tally.nurses_using.add(row.user_id)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _median(values_ms: list[int], unit_ms: int) -> float | None:
+    return round(statistics.median(values_ms) / unit_ms, 1) if values_ms else None
+
+
+def _figures(
+    tally: _Tally, stations: list[str], since: datetime, until: datetime, steps: _Steps | None
+) -> Stats:
+    agreed = count_agreement(tally.decisions)
+    done = tally.callbacks_done
+    timeline = []
+    if steps is not None:
+        timeline = [
+            Bucket(since + i * steps.step, bar.calls, bar.submissions, dict(bar.routing))
+            for i, bar in ((i, tally.timeline.get(i, _Bar())) for i in range(steps.count))
+        ]
+    return Stats(
+        stations=stations,
+        period_from=since,
+        period_to=until,
+        calls=tally.calls,
+        submissions=tally.submissions,
+        routing=dict(tally.routing),
+        urgency=dict(tally.urgency),
+        uncertain=tally.uncertain,
+        callbacks=tally.callbacks,
+        callbacks_done=done,
+        callback_delay_median_min=_median(tally.callback_delays_ms, 60_000),
+        callbacks_within_window=round(tally.callbacks_within / done, 3) if done else None,
+        summary_use=dict(tally.summary_use),
+        nurses_giving=len(tally.nurses_giving),
+        nurses_using=len(tally.nurses_using),
+        survey={
+            q: SurveyFigure(tally.survey_answers[q], tally.survey_yes[q])
+            for q in sorted(tally.survey_answers)
+        },
+        agreement_assessed=agreed.assessed,
+        agreement_rate=agreed.rate,
+        raised=agreed.raised,
+        lowered=agreed.lowered,
+        rerouted=agreed.rerouted,
+        processing_median_s=_median(tally.processing_ms, 1000),
+        timeline=timeline,
+        timeline_step=steps.name if steps is not None else "day",
+    )
