@@ -33,7 +33,7 @@ from models import (
     SummaryFeedback,
     TriageDecision,
 )
-from pretriage.service import PRETRIAGE, count_agreement, handled_decisions_by_station
+from pretriage.service import PRETRIAGE, Agreement, agreement_by_station
 
 YES = 1
 """The survey's keypad answer for yes (2 is no)."""
@@ -226,8 +226,7 @@ class _Tally:
     nurses_using: set[str] = field(default_factory=set)
     survey_answers: Counter[str] = field(default_factory=Counter)
     survey_yes: Counter[str] = field(default_factory=Counter)
-    decisions: list[tuple[str, str, str, str]] = field(default_factory=list)
-    """Every decision on the cases a nurse handled, as :func:`count_agreement` reads them."""
+    agreement: Agreement = field(default_factory=Agreement)
     timeline: dict[int, _Bar] = field(default_factory=dict)
     """Bar index → the calls that started in that bar."""
 
@@ -248,7 +247,7 @@ class _Tally:
         self.nurses_using |= other.nurses_using
         self.survey_answers.update(other.survey_answers)
         self.survey_yes.update(other.survey_yes)
-        self.decisions += other.decisions
+        self.agreement += other.agreement
         for index, bar in other.timeline.items():
             mine = self.timeline.setdefault(index, _Bar())
             mine.calls += bar.calls
@@ -319,8 +318,8 @@ def _count(
     _count_callbacks(db, tallies, in_period)
     _count_survey(db, tallies, in_period)
     _count_summary_use(db, tallies, in_period)
-    for station, decisions in handled_decisions_by_station(session, stations, since, until).items():
-        tallies[station].decisions = decisions
+    for station, agreement in agreement_by_station(session, stations, since, until).items():
+        tallies[station].agreement = agreement
     return tallies
 
 
@@ -488,7 +487,7 @@ def _median(values_ms: list[int], unit_ms: int) -> float | None:
 def _figures(
     tally: _Tally, stations: list[str], since: datetime, until: datetime, steps: _Steps | None
 ) -> Stats:
-    agreed = count_agreement(tally.decisions)
+    agreed = tally.agreement
     done = tally.callbacks_done
     timeline = []
     if steps is not None:

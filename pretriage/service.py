@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, aliased
 
 from models import AuditEvent, Call, Callback, Station, TriageDecision, utcnow
@@ -287,15 +287,25 @@ def override_triage(
 class Agreement:
     """How often nurses kept pretriage's decision, among the cases a nurse handled."""
 
-    assessed: int
-    agreed: int
-    raised: int
-    lowered: int
-    rerouted: int
+    assessed: int = 0
+    agreed: int = 0
+    raised: int = 0
+    lowered: int = 0
+    rerouted: int = 0
 
     @property
     def rate(self) -> float | None:
         return round(self.agreed / self.assessed, 3) if self.assessed else None
+
+    def __add__(self, other: Agreement) -> Agreement:
+        """Both counts together (of different cases: stations, or kinds of handling)."""
+        return Agreement(
+            self.assessed + other.assessed,
+            self.agreed + other.agreed,
+            self.raised + other.raised,
+            self.lowered + other.lowered,
+            self.rerouted + other.rerouted,
+        )
 
 
 def agreement(
@@ -303,53 +313,60 @@ def agreement(
 ) -> Agreement:
     """Cases started in [since, until) that a nurse handled (overrode, or completed the
     callback); a case counts as agreed when the nurse's last decision kept urgency and route."""
-    return count_agreement(handled_decisions(session, station_ids, since, until))
+    return sum(agreement_by_station(session, station_ids, since, until).values(), Agreement())
 
 
-def handled_decisions(
+def agreement_by_station(
     session: Session, station_ids: Iterable[str], since: datetime, until: datetime
-) -> list[tuple[str, str, str, str]]:
-    """``(call_id, source, urgency, route)`` of every decision on the cases a nurse handled,
-    in the order they were made."""
-    return [row[1:] for row in _handled(session, station_ids, since, until)]
+) -> dict[str, Agreement]:
+    """:func:`agreement` of each station apart, read at once (the region's stations side by
+    side); a station without handled cases is left out.
 
-
-def handled_decisions_by_station(
-    session: Session, station_ids: Iterable[str], since: datetime, until: datetime
-) -> dict[str, list[tuple[str, str, str, str]]]:
-    """:func:`handled_decisions` of each station apart, read at once (the region's stations
-    side by side); a station without handled cases is left out."""
-    out: dict[str, list[tuple[str, str, str, str]]] = {}
-    for station_id, call_id, source, urgency, route in _handled(session, station_ids, since, until):
-        out.setdefault(station_id, []).append((call_id, source, urgency, route))
-    return out
-
-
-def _handled(
-    session: Session, station_ids: Iterable[str], since: datetime, until: datetime
-) -> list[tuple[str, str, str, str, str]]:
-    """``(station_id, call_id, source, urgency, route)``, in the order they were made."""
-    # Only handled cases are read: a month of a busy station is thousands of untouched ones.
-    # Whether a case was handled is asked of each call of the period (EXISTS, by the indexed
-    # call id), so the cost follows the period, not the years of history in the tables.
+    Most handled cases are callbacks a nurse completed without deciding anything else: by
+    :func:`count_agreement`'s rule each of them, if pretriage decided on it, is assessed and
+    agreed, so the database counts them. Only the cases with a nurse's decision are read, and
+    counted decision by decision.
+    """
+    # Each question is asked of each call of the period (EXISTS, by the indexed call id), so
+    # the cost follows the period, not the years of history in the tables; and the answers
+    # are counts and a few rows, not a row for every decision of a busy month.
+    db = session.connection()
+    in_period = and_(
+        Call.station_id.in_(list(station_ids)), Call.started_at >= since, Call.started_at < until
+    )
     nurse = aliased(TriageDecision)
     nurse_decided = (
         select(nurse.id).where(nurse.call_id == Call.id, nurse.source != PRETRIAGE).exists()
     )
+    pretriaged = (
+        select(TriageDecision.id)
+        .where(TriageDecision.call_id == Call.id, TriageDecision.source == PRETRIAGE)
+        .exists()
+    )
     called_back = (
         select(Callback.id).where(Callback.call_id == Call.id, Callback.state == "done").exists()
     )
-    # Columns through the Core connection: the ORM's handling of thousands of plain rows
-    # would take longer than the query.
-    rows = session.connection().execute(
+    out: dict[str, Agreement] = {}
+    kept = db.execute(
+        select(Call.station_id, func.count())
+        .where(in_period, called_back, pretriaged, ~nurse_decided)
+        .group_by(Call.station_id)
+    )
+    for station_id, calls in kept:
+        out[station_id] = Agreement(assessed=calls, agreed=calls)
+    decided: dict[str, list[tuple[str, str, str, str]]] = {}
+    rows = db.execute(
         select(Call.station_id, TriageDecision.call_id, TriageDecision.source,
                TriageDecision.urgency, TriageDecision.route)
         .join(TriageDecision, TriageDecision.call_id == Call.id)
-        .where(Call.station_id.in_(list(station_ids)), Call.started_at >= since,
-               Call.started_at < until, or_(nurse_decided, called_back))
+        .where(in_period, nurse_decided)
         .order_by(TriageDecision.created_at)
-    ).all()  # fmt: skip
-    return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    )  # fmt: skip
+    for station_id, call_id, source, urgency, route in rows:
+        decided.setdefault(station_id, []).append((call_id, source, urgency, route))
+    for station_id, decisions in decided.items():
+        out[station_id] = out.get(station_id, Agreement()) + count_agreement(decisions)
+    return out
 
 
 def count_agreement(rows: Iterable[tuple[str, str, str, str]]) -> Agreement:
