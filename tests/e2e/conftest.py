@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from tests.servers import free_port, wait_until_answers
+
 ESITIETO = [sys.executable, "-m", "esitieto.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def app_environment(data_dir: Path) -> dict[str, str]:
@@ -41,7 +34,7 @@ def app_environment(data_dir: Path) -> dict[str, str]:
 @contextmanager
 def running_app(env: dict[str, str], log_path: Path, port: int | None = None) -> Iterator[str]:
     """``esitieto serve`` until the block ends; yields its base URL once it answers."""
-    port = port or _free_port()
+    port = port or free_port()
     log = log_path.open("w")
     proc = subprocess.Popen(
         [*ESITIETO, "serve", "--port", str(port)],
@@ -51,16 +44,7 @@ def running_app(env: dict[str, str], log_path: Path, port: int | None = None) ->
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(log_path.read_text())
-            time.sleep(0.2)
+        wait_until_answers(f"{url}/healthz", proc, log_path)
         yield url
     finally:
         proc.terminate()

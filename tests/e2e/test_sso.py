@@ -22,8 +22,9 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from esitieto.web.i18n import messages
-from tests.e2e.conftest import _free_port, app_environment, running_app
+from tests.e2e.conftest import app_environment, running_app
 from tests.peers.oidc_provider import Provider, running_provider
+from tests.servers import free_port
 
 pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
 
@@ -52,7 +53,7 @@ class SsoSite:
 @pytest.fixture(scope="module")
 def sso_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoSite]:
     tmp = tmp_path_factory.mktemp("sso")
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     callback, back = [f"{url}/login/sso/callback"], [f"{url}/login"]
     with (

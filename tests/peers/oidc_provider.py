@@ -10,17 +10,15 @@ import json
 import secrets
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from joserfc.jwk import RSAKey
 
-from tests.servers import free_port
+from tests.servers import free_port, wait_until_answers
 
 HERE = Path(__file__).parent / "oidc-provider"
 
@@ -84,17 +82,7 @@ def running_provider(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                url = f"{issuer}/.well-known/openid-configuration"
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(log_path.read_text())
-            time.sleep(0.1)
+        wait_until_answers(f"{issuer}/.well-known/openid-configuration", proc, log_path, 30)
         yield Provider(issuer, client_id, client_secret, key)
     finally:
         proc.terminate()
