@@ -1,8 +1,8 @@
 """The region's view: every station's adoption figures side by side, for any period.
 
 One row per station with the pilot report's measures, counted by the same code as a station
-lead's dashboard (``stats.compute_each``: the two always agree), read from the database once
-for all stations. Sortable by any measure; the page, JSON and CSV show the same rows.
+lead's dashboard (``stats.compute_each``: the two always agree), by the database for all
+stations at once. Sortable by any measure; the page, JSON and CSV show the same rows.
 """
 
 from __future__ import annotations

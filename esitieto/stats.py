@@ -5,6 +5,12 @@ lead can trust them and a test can count them by hand: calls, pre-information gi
 callbacks and their delay against the promised window, nurses' use of the summaries, the
 callers' survey answers, how often nurses kept pretriage's decision, and the time from hang-up
 to a finished summary.
+
+The database does the counting (a month of a region is tens of thousands of calls): a few
+grouped queries answer a few rows per station and category, durations come back as whole
+milliseconds computed in SQL, never as datetime objects, and the medians are taken from those
+plain numbers. The station lead's dashboard and the region's view are counted by the same code,
+so they always agree; only the dashboard asks for the timeline.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, ColumnElement, String, and_, case, cast, exists, func, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -41,6 +48,7 @@ USED = ("as_is", "edited")
 """A summary counts as used when the nurse took it as it was or edited it."""
 LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 """Periods are the stations' local days: a station lead's 'Monday' starts at local midnight."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def local_today() -> date:
@@ -163,7 +171,7 @@ def compute(
 def compute_each(
     session: Session, station_ids: Iterable[str], since: datetime, until: datetime
 ) -> dict[str, Stats]:
-    """The same figures for each station on its own, read from the database once (the
+    """The same figures for each station on its own, counted for all of them at once (the
     region's thirty stations side by side; no timelines)."""
     stations = sorted(set(station_ids))
     each = _count(session, stations, since, until, steps=None)
@@ -269,10 +277,19 @@ class epoch_ms(FunctionElement[int]):
     name = "epoch_ms"
 
 
+@compiles(epoch_ms)
+def _epoch_ms_elsewhere(element: epoch_ms, compiler: SQLCompiler, **kw: Any) -> str:
+    raise CompileError(
+        f"the figures are counted on SQLite or PostgreSQL, not {compiler.dialect.name}"
+    )
+
+
 @compiles(epoch_ms, "sqlite")
 def _epoch_ms_sqlite(element: epoch_ms, compiler: SQLCompiler, **kw: Any) -> str:
     (ts,) = element.clauses
-    # Julian day 2440587.5 is 1970-01-01T00:00Z; rounding undoes the float's last bits.
+    # Julian day 2440587.5 is 1970-01-01T00:00Z. SQLite reads the text to the millisecond and
+    # returns days as a float; in milliseconds its error is far below a half, so rounding
+    # gives back exactly the millisecond SQLite read.
     days = f"julianday({compiler.process(ts, **kw)}) - 2440587.5"
     return f"CAST(round(({days}) * 86400000.0) AS INTEGER)"
 
@@ -284,6 +301,7 @@ def _epoch_ms_postgresql(element: epoch_ms, compiler: SQLCompiler, **kw: Any) ->
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """The group's rows for which ``condition`` holds (the same SQL on both databases)."""
     return func.sum(case((condition, 1), else_=0))
 
 
@@ -294,6 +312,7 @@ def _numbers(value: ColumnElement[int]) -> ColumnElement[str]:
 
 
 def _parse(numbers: str | None) -> list[int]:
+    """The numbers of :func:`_numbers` (None: the group had none)."""
     return [int(n) for n in numbers.split(",")] if numbers else []
 
 
@@ -475,9 +494,6 @@ def _count_summary_use(
         tally.nurses_giving.add(row.user_id)
         if row.usage in USED:
             tally.nurses_using.add(row.user_id)
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _median(values_ms: list[int], unit_ms: int) -> float | None:
