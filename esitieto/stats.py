@@ -264,12 +264,11 @@ class _Tally:
 
 
 class epoch_ms(FunctionElement[int]):
-    """A timestamp column as whole milliseconds since 1970-01-01 UTC, computed by the
-    database: durations and timeline bars come back as plain integers, never as datetime
-    objects (converting a month of a region's timestamps took longer than the queries).
-
-    SQLite keeps timestamps as text and reads them to the millisecond (``julianday``);
-    PostgreSQL keeps microseconds, rounded here to the same milliseconds, so both agree.
+    """A timestamp column as whole milliseconds since 1970-01-01 UTC, cut (not rounded) to the
+    millisecond, computed by the database: durations and timeline bars come back as plain
+    integers, never as datetime objects (converting a month of a region's timestamps took
+    longer than the queries). Cut, so that a call at 08:59:59.9996 stays in the 8 o'clock bar;
+    both databases cut alike, so both give the same figures.
     """
 
     type = BigInteger()
@@ -286,18 +285,20 @@ def _epoch_ms_elsewhere(element: epoch_ms, compiler: SQLCompiler, **kw: Any) -> 
 
 @compiles(epoch_ms, "sqlite")
 def _epoch_ms_sqlite(element: epoch_ms, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps the text 'YYYY-MM-DD HH:MM:SS.ffffff'. julianday() of the whole seconds is a
+    # float of days from which rounding gives back the exact second (Julian day 2440587.5 is
+    # 1970-01-01T00:00Z); the milliseconds are the first three digits of the fraction (none:
+    # 0). julianday() of the full text would round to the nearest millisecond instead.
     (ts,) = element.clauses
-    # Julian day 2440587.5 is 1970-01-01T00:00Z. SQLite reads the text to the millisecond and
-    # returns days as a float; in milliseconds its error is far below a half, so rounding
-    # gives back exactly the millisecond SQLite read.
-    days = f"julianday({compiler.process(ts, **kw)}) - 2440587.5"
-    return f"CAST(round(({days}) * 86400000.0) AS INTEGER)"
+    text = compiler.process(ts, **kw)
+    seconds = f"CAST(round((julianday(substr({text}, 1, 19)) - 2440587.5) * 86400) AS INTEGER)"
+    return f"({seconds} * 1000 + CAST(substr({text}, 21, 3) AS INTEGER))"
 
 
 @compiles(epoch_ms, "postgresql")
 def _epoch_ms_postgresql(element: epoch_ms, compiler: SQLCompiler, **kw: Any) -> str:
     (ts,) = element.clauses
-    return f"CAST(round(EXTRACT(EPOCH FROM {compiler.process(ts, **kw)}) * 1000) AS BIGINT)"
+    return f"CAST(floor(EXTRACT(EPOCH FROM {compiler.process(ts, **kw)}) * 1000) AS BIGINT)"
 
 
 def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
