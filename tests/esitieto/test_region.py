@@ -146,3 +146,16 @@ def test_the_staff_page_names_a_region_account(client: TestClient, runtime: Runt
     page = client.get("/admin/staff")
     assert page.status_code == 200
     assert "Alueen seuranta" in page.text
+
+
+def test_a_station_or_a_period_without_calls_shows_no_rates(runtime: Runtime) -> None:
+    fixture(runtime)
+    with runtime.db.session() as s:
+        s.add(Station(id="quiet", name="Hiljainen", phone_number="+358900000098"))
+    nothing = {**{m: None for m in MEASURES}, "calls": 0, "pre_information": 0}
+    with runtime.db.session() as s:
+        stations = list(s.query(Station).order_by(Station.id))
+        day = region_figures(s, stations, DAY, DAY + timedelta(days=1))
+        week_before = region_figures(s, stations, DAY - timedelta(days=7), DAY)
+    assert {r.station_id: r.values for r in day}["quiet"] == nothing
+    assert [r.values for r in week_before] == [nothing] * len(stations)

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
+import random
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from esitieto.app import prepare
 from esitieto.runtime import Runtime
-from esitieto.stats import compute
+from esitieto.stats import Stats, compute, compute_each, local_days
 from models import (
     Call,
     Callback,
@@ -25,6 +29,7 @@ from models import (
     TriageDecision,
     User,
 )
+from tests.conftest import _reset_pg, fresh_sqlite, make_settings
 
 DAY = datetime(2026, 11, 16, tzinfo=UTC)  # a Monday
 
@@ -247,3 +252,167 @@ def test_the_timeline_counts_calls_by_hour_for_a_day_and_by_day_for_a_week(
     assert week.timeline_step == "day" and len(week.timeline) == 7
     assert [b.calls for b in week.timeline][:2] == [5, 1]
     assert week.timeline[0].routing == day.routing
+
+
+def test_durations_and_bars_keep_their_milliseconds(runtime: Runtime) -> None:
+    """Sub-second times, a call just before the hour, calls at both ends of the period and a
+    call without a hang-up time, counted the same on SQLite and PostgreSQL.
+
+    Hand count: calls at 00:00:00 (bar 0), 08:59:59.9996 (bar 8, not 9), 12:00:00.000001
+    (bar 12) and 23:59:59.999999 (bar 23); the one at midnight after is outside. Ready 1.2504 s,
+    2.5 s and 4.75 s after hang-up: median 2.5 s (the call without a hang-up time has none).
+    Callbacks done 90.5 s after hang-up, at the end of the promised window (within it), and
+    10 min after the start of the call without a hang-up time (past its window): median
+    (1.508 + 10) / 2 = 5.754 → 5.8 min, within 1 of 2.
+    """
+    ms = timedelta(milliseconds=1)
+    with runtime.db.session() as s:
+        at_midnight = _call(s, "demo", 0, route="callback")
+        at_midnight.ended_at = None
+        before_nine = _call(s, "demo", 9, route="callback")
+        at_noon = _call(s, "demo", 12)
+        last = _call(s, "demo", 24)
+        for call, started in (
+            (before_nine, DAY + timedelta(hours=9) - 0.4 * ms),
+            (at_noon, DAY + timedelta(hours=12, microseconds=1)),
+            (last, DAY + timedelta(days=1, microseconds=-1)),
+        ):
+            call.started_at, call.ended_at = started, started + timedelta(minutes=3)
+        _call(s, "demo", 24).started_at = DAY + timedelta(days=1)  # the next day's first call
+        for call, ready_after in ((before_nine, 1250.4), (at_noon, 2500), (last, 4750)):
+            assert call.ended_at is not None
+            call.ready_at = call.ended_at + ready_after * ms
+        assert before_nine.ended_at is not None
+        done_at = before_nine.ended_at + timedelta(seconds=90.5)
+        s.add(Callback(call_id=before_nine.id, station_id="demo", state="done",
+                       window_end=done_at, completed_at=done_at))  # fmt: skip
+        s.add(Callback(call_id=at_midnight.id, station_id="demo", state="done",
+                       window_end=DAY + timedelta(minutes=5),
+                       completed_at=DAY + timedelta(minutes=10)))  # fmt: skip
+    with runtime.db.session() as s:
+        got = compute(s, ["demo"], DAY, DAY + timedelta(days=1))
+    assert got.calls == 4 and got.processing_median_s == 2.5
+    assert (got.callbacks_done, got.callback_delay_median_min) == (2, 5.8)
+    assert got.callbacks_within_window == 0.5
+    bars = {i: b.calls for i, b in enumerate(got.timeline) if b.calls}
+    assert bars == {0: 1, 8: 1, 12: 1, 23: 1}
+
+
+def test_the_region_counts_each_station_as_its_dashboard_does(runtime: Runtime) -> None:
+    fixture(runtime)
+    period = (DAY, DAY + timedelta(days=7))
+    with runtime.db.session() as s:
+        each = compute_each(s, ["demo", "other", "empty"], *period)
+        alone = {station: compute(s, [station], *period) for station in each}
+        together = compute(s, ["demo", "other"], *period)
+
+    def figures(stats: Stats) -> dict[str, object]:
+        return {k: v for k, v in stats.as_dict().items() if k not in ("timeline", "timeline_step")}
+
+    assert {st: figures(f) for st, f in each.items()} == {st: figures(f) for st, f in alone.items()}
+    assert all(not f.timeline for f in each.values())  # the region shows no timeline
+    assert each["empty"].calls == 0 and each["empty"].completion_rate is None
+    # Two stations on one dashboard: their counts added, the medians over both.
+    assert (together.calls, together.submissions, together.uncertain) == (7, 4, 2)
+    assert together.routing == {"callback": 5, "nurse_queue": 1, "digital_path": 1}
+    assert together.processing_median_s == 240.0 and together.callback_delay_median_min == 150.0
+    assert sum(b.calls for b in together.timeline) == together.calls
+
+
+STATIONS = ["demo", "north", "south"]
+
+
+def _a_busy_month(runtime: Runtime, seed: int) -> None:
+    """Three stations' month of calls with everything the figures count, at random times to
+    the microsecond: the same rows for the same seed on any database."""
+    rng = random.Random(seed)
+    micro = timedelta(microseconds=1)
+    decisions = [("non_urgent", "callback"), ("urgent", "nurse_queue"),
+                 ("non_urgent", "digital_path"), ("emergency", "nurse_queue")]  # fmt: skip
+    with runtime.db.session() as s:
+        for n, station in enumerate(STATIONS[1:]):
+            s.add(Station(id=station, name=station, phone_number=f"+35891000000{n}"))
+        nurses = [f"{n:032x}" for n in range(3)]
+        for nurse in nurses:
+            s.add(User(id=nurse, username=f"n{nurse}", display_name="N", password_hash="x"))
+        s.flush()
+        for n in range(600):
+            key = f"{n + 1:032x}"
+            started = DAY - timedelta(days=14) + rng.randrange(28 * 86400 * 10**6) * micro
+            ended = started + rng.randrange(30 * 10**6, 600 * 10**6) * micro
+            ready = ended + rng.randrange(10**8) * micro
+            urgency, route = rng.choice([*decisions, (None, None)])
+            call = Call(
+                id=key,
+                station_id=rng.choice(STATIONS),
+                call_sid="CA" + key,
+                to_number="+358900000000",
+                state=CallState.READY,
+                started_at=started,
+                ended_at=ended if rng.random() < 0.95 else None,
+                ready_at=ready if rng.random() < 0.8 else None,
+                urgency=urgency,
+                route=route,
+            )
+            s.add(call)
+            if rng.random() < 0.85:
+                words = rng.choice([RecordingState.TRANSCRIBED, RecordingState.SILENT])
+                s.add(Recording(id=key, call_id=key, sequence=1, recording_sid="RE" + key,
+                                prompt_key="reason", state=words))  # fmt: skip
+            if urgency is not None and route is not None:
+                s.add(TriageDecision(id="a" + key[1:], call_id=key, source="pretriage",
+                                     urgency=urgency, route=route, ruleset_version="t",
+                                     uncertain=rng.random() < 0.1, created_at=ended))  # fmt: skip
+                if rng.random() < 0.15:
+                    urgency, route = rng.choice(decisions)
+                    s.add(TriageDecision(id="b" + key[1:], call_id=key, source="nurse",
+                                         urgency=urgency, route=route, ruleset_version="t",
+                                         created_at=ended + timedelta(minutes=5)))  # fmt: skip
+            if route == "callback" or rng.random() < 0.1:
+                done = started + rng.randrange(10**10) * micro if rng.random() < 0.7 else None
+                promised = started + rng.randrange(1, 6) * timedelta(hours=1)
+                s.add(Callback(id=key, call_id=key, station_id=call.station_id,
+                               state="done" if done else "open", window_end=promised,
+                               completed_at=done))  # fmt: skip
+            for question in rng.sample(["useful", "understandable", "recommend"], rng.randrange(3)):
+                s.add(CallerFeedback(call_id=key, question=question, answer=rng.choice([1, 2])))
+            for later in range(rng.choice([0, 0, 1, 1, 2])):
+                usage = rng.choice(["as_is", "edited", "not_used"])
+                s.add(SummaryFeedback(call_id=key, user_id=rng.choice(nurses), usage=usage,
+                                      created_at=ended + later * timedelta(minutes=7)))  # fmt: skip
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgresql_count_a_busy_month_alike(
+    postgres_url: str, sqlite_template: Path, tmp_path: Path
+) -> None:
+    """The same rows on both databases give the same figures, to the last digit: the counts,
+    the medians of durations computed in SQL and the timeline's bars."""
+    _reset_pg(postgres_url)
+    day = timedelta(days=1)
+    fresh_sqlite(sqlite_template, tmp_path / "lite" / "esitieto.sqlite3")
+    figures = []
+    for settings in (
+        make_settings(tmp_path / "lite"),
+        make_settings(tmp_path / "pg", postgres_url),
+    ):
+        rt = Runtime(settings)
+        prepare(rt)
+        _a_busy_month(rt, seed=11)
+        with rt.db.session() as s:
+            got: dict[str, object] = {}
+            # a local day (by hour), a week and the whole month (by day)
+            for first, days in ((DAY.date(), 1), (DAY.date(), 7), (DAY.date() - 14 * day, 30)):
+                since, until = local_days(first, first + (days - 1) * day)
+                got[f"{days} each"] = {
+                    st: f.as_dict() for st, f in compute_each(s, STATIONS, since, until).items()
+                }
+                got[f"{days} one"] = compute(s, ["north"], since, until).as_dict()
+                got[f"{days} all"] = compute(s, STATIONS, since, until).as_dict()
+        rt.close()
+        figures.append(got)
+    lite, pg = figures
+    assert lite == pg
+    month = lite["30 all"]
+    assert isinstance(month, dict) and month["calls"] == 600 and month["agreement_assessed"] > 50
+    assert month["processing_median_s"] is not None and month["raised"] > 0
