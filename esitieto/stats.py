@@ -423,15 +423,14 @@ def _count_callbacks(
     hang-up to each completed one."""
     done = and_(Callback.state == "done", Callback.completed_at.is_not(None))
     hung_up = func.coalesce(Call.ended_at, Call.started_at)
+    delay = epoch_ms(Callback.completed_at) - epoch_ms(hung_up)
     rows = db.execute(
         select(
             Call.station_id,
             func.count().label("callbacks"),
             _count_if(done).label("done"),
             _count_if(and_(done, Callback.completed_at <= Callback.window_end)).label("within"),
-            _numbers(case((done, epoch_ms(Callback.completed_at) - epoch_ms(hung_up)))).label(
-                "delays"
-            ),
+            _numbers(case((done, delay))).label("delays"),
         )
         .join(Callback, Callback.call_id == Call.id)
         .where(in_period)
@@ -506,12 +505,6 @@ def _figures(
 ) -> Stats:
     agreed = tally.agreement
     done = tally.callbacks_done
-    timeline = []
-    if steps is not None:
-        timeline = [
-            Bucket(since + i * steps.step, bar.calls, bar.submissions, dict(bar.routing))
-            for i, bar in ((i, tally.timeline.get(i, _Bar())) for i in range(steps.count))
-        ]
     return Stats(
         stations=stations,
         period_from=since,
@@ -538,6 +531,16 @@ def _figures(
         lowered=agreed.lowered,
         rerouted=agreed.rerouted,
         processing_median_s=_median(tally.processing_ms, 1000),
-        timeline=timeline,
+        timeline=_timeline(tally, steps) if steps is not None else [],
         timeline_step=steps.name if steps is not None else "day",
     )
+
+
+def _timeline(tally: _Tally, steps: _Steps) -> list[Bucket]:
+    """Every bar of the period, the empty ones too."""
+    buckets = []
+    for i in range(steps.count):
+        bar = tally.timeline.get(i, _Bar())
+        start = steps.since + i * steps.step
+        buckets.append(Bucket(start, bar.calls, bar.submissions, dict(bar.routing)))
+    return buckets
