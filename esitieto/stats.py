@@ -23,11 +23,22 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, ColumnElement, String, and_, case, cast, exists, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -466,27 +477,25 @@ def _count_summary_use(
     db: Connection, tallies: dict[str, _Tally], in_period: ColumnElement[bool]
 ) -> None:
     """The nurses' word on the summaries, the latest on each call (a later word replaces an
-    earlier one), counted by usage and nurse."""
-    words = (
-        select(
-            Call.station_id,
-            SummaryFeedback.user_id,
-            SummaryFeedback.usage,
-            func.row_number()
-            .over(
-                partition_by=SummaryFeedback.call_id,
-                order_by=(SummaryFeedback.created_at.desc(), SummaryFeedback.id.desc()),
-            )
-            .label("newest_first"),
+    earlier one; of two at the same instant, one), counted by usage and nurse."""
+    later = aliased(SummaryFeedback)
+    replaced = (
+        select(later.id)
+        .where(
+            later.call_id == SummaryFeedback.call_id,
+            or_(
+                later.created_at > SummaryFeedback.created_at,
+                and_(later.created_at == SummaryFeedback.created_at, later.id > SummaryFeedback.id),
+            ),
         )
-        .join(SummaryFeedback, SummaryFeedback.call_id == Call.id)
-        .where(in_period)
-        .subquery()
+        .exists()
     )
+    groups = (Call.station_id, SummaryFeedback.usage, SummaryFeedback.user_id)
     rows = db.execute(
-        select(words.c.station_id, words.c.usage, words.c.user_id, func.count().label("calls"))
-        .where(words.c.newest_first == 1)
-        .group_by(words.c.station_id, words.c.usage, words.c.user_id)
+        select(*groups, func.count().label("calls"))
+        .join(SummaryFeedback, SummaryFeedback.call_id == Call.id)
+        .where(in_period, ~replaced)
+        .group_by(*groups)
     )
     for row in rows:
         tally = tallies[row.station_id]
