@@ -111,6 +111,10 @@ def update_account(session: Session, by: str | None, user_id: str, change: Accou
             # Another station's cases are another administrator's to open to you: nobody
             # grants themselves access to health data.
             raise AccountError("own_stations")
+    if change.password and user.sso_subject is not None:
+        # The county's provider signs this person in, with its own checks (and ends their
+        # access when they leave); a password here would be a way around it.
+        raise AccountError("sso_password")
     user.display_name, user.role = change.display_name, change.role
     user.is_active = change.is_active
     if change.password:
