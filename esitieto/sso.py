@@ -10,11 +10,13 @@ of owning that local account. An administrator can still deactivate an SSO accou
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models import AuditEvent, Role, Station, StationMembership, User
@@ -84,18 +86,8 @@ def sign_in_account(session: Session, identity: SsoIdentity) -> User:
         select(User).where(User.sso_issuer == identity.issuer, User.sso_subject == identity.subject)
     )
     if user is None:
-        user = User(
-            username=_free_username(session, identity),
-            display_name=identity.display_name,
-            role=identity.role,
-            password_hash=None,
-            sso_issuer=identity.issuer,
-            sso_subject=identity.subject,
-        )
-        session.add(user)
-        session.flush()
-        _audit(session, user.id, "staff_created", identity)
-    elif not user.is_active:
+        user = create_linked_account(session, identity)
+    if not user.is_active:
         raise SsoRefused("deactivated")
     memberships = select(StationMembership.station_id).where(StationMembership.user_id == user.id)
     current = set(session.scalars(memberships))
@@ -109,17 +101,50 @@ def sign_in_account(session: Session, identity: SsoIdentity) -> User:
     return user
 
 
+def create_linked_account(session: Session, identity: SsoIdentity, *, retry: bool = True) -> User:
+    """The account of a first sign-in; if the same person's other sign-in (a second tab, a
+    double click) created it a moment ago, that one."""
+    try:
+        with session.begin_nested():
+            user = User(
+                username=_free_username(session, identity),
+                display_name=identity.display_name,
+                role=identity.role,
+                password_hash=None,
+                sso_issuer=identity.issuer,
+                sso_subject=identity.subject,
+            )
+            session.add(user)
+        _audit(session, user.id, "staff_created", identity)
+        return user
+    except IntegrityError:
+        found = session.scalar(
+            select(User).where(
+                User.sso_issuer == identity.issuer, User.sso_subject == identity.subject
+            )
+        )
+        if found is None and retry:  # the name was taken meanwhile, by someone else
+            return create_linked_account(session, identity, retry=False)
+        if found is None:
+            raise
+        return found
+
+
 def known_stations(session: Session) -> list[str]:
     return list(session.scalars(select(Station.id)))
 
 
 def _free_username(session: Session, identity: SsoIdentity) -> str:
-    """The provider's username, or, when a local account already has it, that name with a
-    part of the subject: the two stay different accounts."""
-    taken = select(User.id).where(User.username == identity.username)
-    if session.scalar(taken) is None:
-        return identity.username
-    return f"{identity.username[:120]}#{identity.subject[:24]}"
+    """The provider's username, or, when another account already has it, that name with a
+    part of the subject (then a random part): the accounts stay apart."""
+    for candidate in (
+        identity.username,
+        f"{identity.username[:120]}#{identity.subject[:24]}",
+        f"{identity.username[:120]}#{secrets.token_hex(8)}",
+    ):
+        if session.scalar(select(User.id).where(User.username == candidate)) is None:
+            return candidate
+    return f"sso#{secrets.token_hex(16)}"
 
 
 def _values(claims: Mapping[str, Any], path: str) -> list[str]:
