@@ -185,6 +185,11 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.state.runtime = runtime
     app.state.voicebot = runtime.voicebot
     app.state.sso = CountySignIn(settings.sso) if settings.sso.issuer else None
+    if app.state.sso is not None and not settings.web.secure_cookies:
+        log.warning(
+            "single sign-on without ESITIETO_WEB__SECURE_COOKIES: the sign-in's state and "
+            "PKCE verifier travel in a cookie that is not https-only"
+        )
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.session_secret.get_secret_value(),

@@ -21,7 +21,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from integrations.fhir.client import FhirSettings
 from integrations.jobs import LANES
 from integrations.twilio import TwilioSettings
-from models import Role
 from models.encryption import Keyring
 from pretriage.settings import DetectorSettings
 from summarizer.speech.settings import AsrSettings
@@ -98,9 +97,10 @@ class SsoSettings(BaseModel):
     role_claim: str = "roles"
     """The ID token claim listing the user's roles (a dotted path reads nested claims, e.g.
     Keycloak's ``realm_access.roles``)."""
-    roles: dict[str, str] = Field(default_factory=lambda: {r.value: r.value for r in Role})
-    """The provider's role names → Esitieto's roles (nurse, station_lead, admin, region).
-    A user with none of these names is not let in."""
+    roles: dict[str, str] = Field(default_factory=dict)
+    """The provider's role names → Esitieto's roles (nurse, station_lead, admin, region),
+    e.g. ``{"esitieto-nurse": "nurse"}``; required (a realm-wide ``admin`` must not become
+    ours by its name). A user with none of these names is not let in."""
     station_claim: str = "stations"
     """The ID token claim listing the stations the user works for."""
     stations: dict[str, str] = Field(default_factory=dict)
@@ -108,6 +108,12 @@ class SsoSettings(BaseModel):
     station ids. Values that name no station are ignored."""
     username_claim: str = "preferred_username"
     name_claim: str = "name"
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "PS256", "ES256"])
+    """ID token signatures accepted (of those the provider announces); ``none`` and HMAC
+    never are."""
+    prompt: str | None = "login"
+    """Sent to the provider: ``login`` asks who is at the keyboard at every sign-in, even if
+    the provider still has a session (a shared hospital PC); empty: the provider decides."""
     password_login: bool = True
     """False: the password form is gone and only single sign-on lets staff in."""
     timeout_s: float = Field(default=10.0, gt=0)

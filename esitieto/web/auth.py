@@ -131,8 +131,8 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
         _hasher.verify(stored or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or stored is None or not user.is_active:
-        return None
+    if user is None or stored is None or not user.is_active or user.sso_subject is not None:
+        return None  # an account the county's provider signs in never takes a password
     return user
 
 
@@ -174,6 +174,9 @@ class LoginRequired(Exception):
 
 NEXT_KEY = "next"
 """The session key for the page a signed-out user asked for, to go to after sign-in."""
+SIGN_OUT_AT_PROVIDER_KEY = "sso_sign_out"
+"""Set by signing out of an SSO session: the one thing that lets ``/logout/sso`` send the
+browser on to the provider's sign-out (another site linking there does nothing)."""
 
 
 def safe_next(target: str | None) -> str | None:
@@ -220,7 +223,7 @@ def start_session(request: Request, session: Session, user_id: str, method: str)
     """Sign ``user_id`` in: a fresh session (no fixation) recorded on the server, so that
     signing out ends it whatever a copy of the cookie says."""
     language = request.session.get("lang")
-    request.session.clear()
+    end_session(request, session)  # a session this browser still had ends here
     row = StaffSession(user_id=user_id, method=method)
     session.add(row)
     session.flush()

@@ -29,6 +29,7 @@ from esitieto.runtime import Runtime, get_runtime
 from esitieto.stats import LOCAL_TZ, Stats, compute, local_days
 from esitieto.web.auth import (
     NEXT_KEY,
+    SIGN_OUT_AT_PROVIDER_KEY,
     Permission,
     StaffUser,
     authenticate,
@@ -242,6 +243,7 @@ def logout(request: Request, runtime: Rt, csrf: Annotated[str | None, Form()] = 
     with runtime.db.session() as session:
         end_session(request, session)
     if signed_in_by == "sso" and sign_in_options(request)["sso"]:
+        request.session[SIGN_OUT_AT_PROVIDER_KEY] = True
         return RedirectResponse("/logout/sso", status_code=303)  # and at the provider
     return RedirectResponse("/login", status_code=303)
 

@@ -9,6 +9,7 @@ that only the configured issuer's sign-ins count.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +68,9 @@ def sso_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SsoSite]:
             ESITIETO_SSO__CLIENT_SECRET=op.client_secret,
             ESITIETO_SSO__SCOPE="openid profile esitieto",
             ESITIETO_SSO__PASSWORD_LOGIN="false",
+            ESITIETO_SSO__ROLES=json.dumps(
+                {"nurse": "nurse", "station_lead": "station_lead", "region": "region"}
+            ),
         )
         with running_app(env, tmp / "serve.log", port=port):
             database = tmp / "var" / "esitieto.sqlite3"
@@ -222,3 +226,19 @@ def test_a_sign_in_at_another_issuer_is_refused(browser: Any, sso_site: SsoSite)
             "SELECT detail FROM audit_events WHERE action = 'login_failed' ORDER BY at"
         ).fetchall()
     assert any("invalid_grant" in r[0] for r in reasons)
+
+
+def test_the_provider_asks_who_is_there_even_if_it_remembers_the_last_nurse(
+    browser: Any, sso_site: SsoSite
+) -> None:
+    """Esitieto's session ended (idle, or the browser closed) while the provider's went on:
+    at a shared PC the next sign-in must not go through as the previous nurse."""
+    with _page(browser, sso_site) as page:
+        _sign_in(page, sso_site, "hanna")
+        page.wait_for_url(f"{sso_site.url}/")
+        page.context.clear_cookies(name="esitieto_session")
+        page.goto("/")
+        page.wait_for_url("**/login")
+        page.locator("#sso-login").click()
+        page.wait_for_url(f"{sso_site.provider.issuer}/**")
+        page.locator('input[name="login"]').wait_for()  # asked again, not let through

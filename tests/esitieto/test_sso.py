@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from authlib.integrations.starlette_client import OAuthError
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -22,12 +23,20 @@ from joserfc.jwk import OctKey
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from esitieto.accounts import AccountChange, AccountError, update_account
 from esitieto.app import create_app
 from esitieto.runtime import Runtime
 from esitieto.settings import Settings, SsoSettings
-from esitieto.sso import ClaimMapping, SsoRefused, read_claims, sign_in_account
+from esitieto.sso import (
+    ClaimMapping,
+    SsoRefused,
+    create_linked_account,
+    read_claims,
+    sign_in_account,
+)
+from esitieto.web.auth import authenticate, hash_password
 from esitieto.web.i18n import messages
-from esitieto.web.sso import CountySignIn
+from esitieto.web.sso import CountySignIn, check_sso_settings, refusal_code
 from models import AuditEvent, Role, Station, StationMembership, User
 from tests.esitieto.test_web import _csrf
 from tests.peers.oidc_provider import Provider, running_provider, signing_key
@@ -171,12 +180,17 @@ def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Provider]:
         yield running
 
 
-def _sign_in(provider: Provider) -> CountySignIn:
+def sso(issuer: str, **extra: Any) -> SsoSettings:
+    return SsoSettings(issuer=issuer, roles={r.value: r.value for r in Role}, **extra)
+
+
+def _sign_in(provider: Provider, **extra: Any) -> CountySignIn:
     return CountySignIn(
-        SsoSettings(
-            issuer=provider.issuer,
+        sso(
+            provider.issuer,
             client_id=provider.client_id,
             client_secret=SecretStr(provider.client_secret),
+            **extra,
         )
     )
 
@@ -205,10 +219,23 @@ def _unsigned(provider: Provider) -> str:
     return f"{header}.{claims}."
 
 
-def _verify(provider: Provider, id_token: str, nonce: str = "n-1") -> dict[str, Any]:
+def _verify(
+    provider: Provider, id_token: str, nonce: str = "n-1", announced: list[str] | None = None
+) -> dict[str, Any]:
+    """As the callback verifies a token from the token endpoint (``announced``: the signing
+    algorithms the provider's discovery document names instead of its own)."""
     sign_in = _sign_in(provider)
-    token = {"id_token": id_token, "access_token": "opaque"}
-    return dict(asyncio.run(sign_in.client.parse_id_token(token, nonce=nonce)))
+
+    async def verify() -> Any:
+        if announced is not None:
+            await sign_in.client.load_server_metadata()
+            sign_in.client.server_metadata["id_token_signing_alg_values_supported"] = announced
+        await sign_in.metadata()
+        token = {"id_token": id_token, "access_token": "opaque"}
+        options = sign_in.claims_options()
+        return await sign_in.client.parse_id_token(token, nonce=nonce, claims_options=options)
+
+    return dict(asyncio.run(verify()))
 
 
 @pytest.mark.slow  # a Node.js process
@@ -223,7 +250,9 @@ def test_a_token_signed_by_the_provider_for_us_is_accepted(provider: Provider) -
     [
         pytest.param(lambda p: _token(p, key=signing_key(p.key.kid)), "bad_signature", id="key"),
         pytest.param(lambda p: _token(p, iss="https://evil.example"), "iss", id="issuer"),
-        pytest.param(lambda p: _token(p, aud="other-app", azp="other-app"), "azp", id="audience"),
+        pytest.param(lambda p: _token(p, aud="other-app", azp="other-app"), "aud", id="audience"),
+        pytest.param(lambda p: _token(p, aud="other-app", azp=p.client_id), "aud", id="azp-ours"),
+        pytest.param(lambda p: _token(p, aud=["other-app"]), "aud", id="audience-list"),
         pytest.param(lambda p: _token(p, exp=int(time.time()) - 600), "expired", id="expired"),
         pytest.param(lambda p: _token(p, nonce="replayed"), "nonce", id="nonce"),
         pytest.param(
@@ -248,9 +277,7 @@ def test_a_provider_whose_discovery_names_another_issuer_is_not_used(
     """Configured as ``localhost`` while the provider calls itself ``127.0.0.1``: the sign-in
     does not start (and says the service cannot be used), rather than trusting it."""
     port = provider.issuer.rsplit(":", 1)[1]
-    settings = sqlite_settings.model_copy(
-        update={"sso": SsoSettings(issuer=f"http://localhost:{port}")}
-    )
+    settings = sqlite_settings.model_copy(update={"sso": sso(f"http://localhost:{port}")})
     with TestClient(create_app(settings)) as client:
         answer = client.get("/login/sso", follow_redirects=False)
         assert answer.status_code == 503
@@ -260,7 +287,7 @@ def test_a_provider_whose_discovery_names_another_issuer_is_not_used(
 
 def test_password_sign_in_can_be_switched_off(sqlite_settings: Settings) -> None:
     settings = sqlite_settings.model_copy(
-        update={"sso": SsoSettings(issuer="https://login.example-county.fi", password_login=False)}
+        update={"sso": sso("https://login.example-county.fi", password_login=False)}
     )
     with TestClient(create_app(settings)) as client:
         page = client.get("/login")
@@ -281,22 +308,93 @@ def test_a_callback_nobody_started_is_refused_with_a_clear_page(
     provider: Provider, sqlite_settings: Settings
 ) -> None:
     """A bookmarked or replayed callback address: no state was kept for it in this browser."""
-    settings = sqlite_settings.model_copy(update={"sso": SsoSettings(issuer=provider.issuer)})
-    with TestClient(create_app(settings)) as client:
+    settings = sqlite_settings.model_copy(update={"sso": sso(provider.issuer)})
+    app = create_app(settings)
+    with TestClient(app) as client:
         answer = client.get("/login/sso/callback?code=stolen&state=guessed")
         assert answer.status_code == 401
         assert messages("fi").sso_failed in answer.text
         assert client.get("/", follow_redirects=False).status_code == 303  # still signed out
+        # a provider's error with a forged log line in it, sent by anyone: nothing is written
+        client.get("/login/sso/callback", params={"error": "x\nlogin ok user=admin"})
+        # and the provider's sign-out is not reachable by a link from another site
+        gone = client.get("/logout/sso", follow_redirects=False)
+        assert gone.status_code == 303 and gone.headers["location"] == "/login"
+        with app.state.runtime.db.session() as s:
+            failed = select(AuditEvent).where(AuditEvent.action == "login_failed")
+            assert s.scalars(failed).all() == []
 
 
 def test_a_provider_that_cannot_be_reached_leaves_a_clear_page(
     sqlite_settings: Settings,
 ) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    settings = sqlite_settings.model_copy(update={"sso": SsoSettings(issuer=closed, timeout_s=2.0)})
+    settings = sqlite_settings.model_copy(update={"sso": sso(closed, timeout_s=2.0)})
     with TestClient(create_app(settings)) as client:
         answer = client.get("/login/sso", follow_redirects=False)
         assert answer.status_code == 503
         assert messages("fi").sso_unavailable in answer.text
         # the password form stays usable meanwhile (not switched off here)
         assert 'name="password"' in answer.text
+
+
+@pytest.mark.slow  # a Node.js process
+def test_a_provider_announcing_unsigned_tokens_still_gets_no_unsigned_token_through(
+    provider: Provider,
+) -> None:
+    with pytest.raises(JoseError):
+        _verify(provider, _unsigned(provider), announced=["none", "RS256"])
+    assert _verify(provider, _token(provider), announced=["none", "RS256"])["sub"] == "s-1"
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        (SsoSettings(issuer="http://login.example-county.fi", roles={"n": "nurse"}), "https"),
+        (SsoSettings(issuer=ISSUER), "ESITIETO_SSO__ROLES"),
+        (SsoSettings(issuer=ISSUER, roles={"n": "nurses"}), "does not have"),
+        (SsoSettings(issuer=ISSUER, roles={"n": "nurse"}, algorithms=["HS256", "none"]), "safe"),
+    ],
+)
+def test_unsafe_or_unusable_settings_stop_the_start(settings: SsoSettings, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        check_sso_settings(settings)
+
+
+def test_an_sso_account_never_takes_a_password(runtime: Runtime) -> None:
+    """Else an administrator could keep a way in that the county's provider (its checks, its
+    ending of access when someone leaves) knows nothing of."""
+    identity = read_claims(_claims(roles=["admin"]), MAPPING, [])
+    with runtime.db.session() as s:
+        user = sign_in_account(s, identity)
+        user_id, username = user.id, user.username
+    change = AccountChange(display_name="Hanna", role=Role.ADMIN, password="pitkä ja vahva 42")
+    with runtime.db.session() as s, pytest.raises(AccountError) as refused:
+        update_account(s, None, user_id, change)
+    assert refused.value.code == "sso_password"
+    with runtime.db.session() as s:  # nor does one put there by other means open it
+        account = s.get(User, user_id)
+        assert account is not None
+        account.password_hash = hash_password("pitkä ja vahva 42")
+    with runtime.db.session() as s:
+        assert authenticate(s, username, "pitkä ja vahva 42") is None
+
+
+def test_a_second_sign_in_that_lost_the_race_finds_the_first_ones_account(
+    runtime: Runtime,
+) -> None:
+    """Two tabs or a double click sign a new person in at once: both checked for the account
+    before either created it. The one that comes second hits the unique (issuer, subject)
+    and takes the account the first one made."""
+    identity = read_claims(_claims(roles=["nurse"]), MAPPING, [])
+    with runtime.db.session() as s:
+        first = sign_in_account(s, identity).id
+    with runtime.db.session() as s:
+        assert create_linked_account(s, identity).id == first
+    with runtime.db.session() as s:
+        assert len(s.scalars(select(User).where(User.sso_subject == "s-1")).all()) == 1
+
+
+def test_the_audit_trail_names_only_standardrefusal_codes() -> None:
+    assert refusal_code(OAuthError(error="access_denied")) == "oauth:access_denied"
+    assert refusal_code(OAuthError(error="x\nlogin ok user=admin")) == "oauth:other"
