@@ -393,6 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calls", type=int, default=50, help="voicebot: simultaneous calls")
     p.add_argument("--cases", type=int, default=1000, help="region: a month's calls per station")
     p.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="region: on this PostgreSQL server (in a throwaway database) instead of SQLite",
+    )
+    p.add_argument(
         "--stt-servers",
         type=int,
         default=0,
@@ -646,7 +651,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.what == "region":
         from esitieto.bench.web import run_region
 
-        print(json.dumps({"bench": "region", **run_region(cases=args.cases)}))
+        figures = run_region(cases=args.cases, postgres=args.postgres)
+        print(json.dumps({"bench": "region", **figures}))
         return 0
     if args.what == "voicebot":
         from esitieto.bench.voicebot import run, table
