@@ -32,6 +32,7 @@ from sqlalchemy import (
     cast,
     exists,
     func,
+    literal,
     or_,
     select,
 )
@@ -60,6 +61,7 @@ USED = ("as_is", "edited")
 LOCAL_TZ = ZoneInfo("Europe/Helsinki")
 """Periods are the stations' local days: a station lead's 'Monday' starts at local midnight."""
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY_MS = 86_400_000
 
 
 def local_today() -> date:
@@ -195,27 +197,80 @@ MAX_BUCKETS = 400
 
 @dataclass(frozen=True)
 class _Steps:
-    """The timeline's bars: by hour for a period of a day or less, else by day."""
+    """The timeline's bars: by hour for a period of one local day (23, 24 or 25 hours), else
+    by local day. Bars start at local midnights, so a week across a change of the clocks still
+    has seven days, each from midnight to midnight."""
 
     since: datetime
     name: str
-    step: timedelta
-    count: int
+    starts: tuple[datetime, ...]
+    """Where each bar starts (UTC)."""
+    offsets: tuple[tuple[datetime, timedelta], ...]
+    """The local zone's UTC offset from each of its changes in the period (the first from
+    ``since``): what turns a UTC instant into local time in the database."""
+
+    @property
+    def count(self) -> int:
+        return len(self.starts)
 
     @classmethod
     def over(cls, since: datetime, until: datetime) -> _Steps:
-        name, step = (
-            ("hour", timedelta(hours=1)) if until - since <= timedelta(days=1)
-            else ("day", timedelta(days=1))
-        )  # fmt: skip
-        return cls(since, name, step, min(MAX_BUCKETS, max(1, -(-(until - since) // step))))
+        if until - since <= timedelta(hours=25):  # one local day, however long
+            hours = -(-(until - since) // timedelta(hours=1))
+            starts = tuple(since + i * timedelta(hours=1) for i in range(min(MAX_BUCKETS, hours)))
+            return cls(since, "hour", starts, ())
+        # The first bar from ``since`` (a local midnight, as every period of the pages is),
+        # the others from each following local midnight.
+        days, day = [since], since.astimezone(LOCAL_TZ).date()
+        while len(days) < MAX_BUCKETS:
+            day += timedelta(days=1)
+            start = datetime.combine(day, time(0), LOCAL_TZ).astimezone(UTC)
+            if start >= until:
+                break
+            days.append(start)
+        return cls(since, "day", tuple(days), _offsets(since, until))
 
     def bar(self) -> ColumnElement[int]:
         """The index of the bar a call's start falls in, computed by the database (calls of
         the period never start before ``since``: integer division is the floor)."""
         since_ms = (self.since - EPOCH) // timedelta(milliseconds=1)
-        step_ms = self.step // timedelta(milliseconds=1)
-        return ((epoch_ms(Call.started_at) - since_ms) // step_ms).label("bar")
+        if self.name == "hour":  # an hour is an hour in UTC too
+            return ((epoch_ms(Call.started_at) - since_ms) // 3_600_000).label("bar")
+        # Local days: the number of the local day of the call's start (UTC plus the offset
+        # in force then, in whole days), counted from the local day ``since`` falls on.
+        (_, first), *changes = self.offsets
+        offset_ms: ColumnElement[int] = literal(first // timedelta(milliseconds=1))
+        if changes:
+            offset_ms = case(
+                *((Call.started_at >= at, off // timedelta(milliseconds=1)) for at, off in
+                  reversed(changes)),
+                else_=offset_ms,
+            )  # fmt: skip
+        first_day = (since_ms + first // timedelta(milliseconds=1)) // DAY_MS
+        return ((epoch_ms(Call.started_at) + offset_ms) // DAY_MS - first_day).label("bar")
+
+
+def _offsets(since: datetime, until: datetime) -> tuple[tuple[datetime, timedelta], ...]:
+    """The local zone's UTC offset at ``since`` and at each change before ``until`` (found to
+    the minute: the zone changes on whole minutes)."""
+
+    def offset(moment: datetime) -> timedelta:
+        return moment.astimezone(LOCAL_TZ).utcoffset() or timedelta(0)
+
+    found = [(since, offset(since))]
+    day = since
+    while day < until:
+        following = min(day + timedelta(days=1), until)
+        if offset(following) != found[-1][1]:
+            low, high = day, following  # the change is in (low, high]
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == found[-1][1] else (low, middle)
+            # The change is on a whole minute, the only one in (low, high]: high's minute.
+            change = high.replace(second=0, microsecond=0)
+            found.append((change, offset(change)))
+        day = following
+    return tuple(found)
 
 
 @dataclass
@@ -548,8 +603,7 @@ def _figures(
 def _timeline(tally: _Tally, steps: _Steps) -> list[Bucket]:
     """Every bar of the period, the empty ones too."""
     buckets = []
-    for i in range(steps.count):
+    for i, start in enumerate(steps.starts):
         bar = tally.timeline.get(i, _Bar())
-        start = steps.since + i * steps.step
         buckets.append(Bucket(start, bar.calls, bar.submissions, dict(bar.routing)))
     return buckets

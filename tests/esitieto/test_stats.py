@@ -7,8 +7,9 @@ import io
 import random
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -243,7 +244,8 @@ def test_the_timeline_counts_calls_by_hour_for_a_day_and_by_day_for_a_week(
     fixture(runtime)
     with runtime.db.session() as s:
         day = compute(s, ["demo"], DAY, DAY + timedelta(days=1))
-        week = compute(s, ["demo"], DAY, DAY + timedelta(days=7))
+        # the pages' periods are local days: the week's bars are Helsinki's days
+        week = compute(s, ["demo"], *local_days(DAY.date(), DAY.date() + timedelta(days=6)))
     assert day.timeline_step == "hour" and len(day.timeline) == 24
     assert [b.calls for b in day.timeline[8:13]] == [1, 1, 1, 1, 1]  # c1…c5, 8 to 12 o'clock
     assert [b.submissions for b in day.timeline[8:13]] == [1, 1, 1, 0, 0]
@@ -416,3 +418,58 @@ def test_sqlite_and_postgresql_count_a_busy_month_alike(
     month = lite["30 all"]
     assert isinstance(month, dict) and month["calls"] == 600 and month["agreement_assessed"] > 50
     assert month["processing_median_s"] is not None and month["raised"] > 0
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"),
+    [(date(2026, 10, 25), 25), (date(2026, 3, 29), 23)],
+)
+def test_the_days_the_clocks_change_have_all_their_hours(
+    runtime: Runtime, day: date, hours: int
+) -> None:
+    """In Helsinki the clocks go back on 25 October 2026 (a day of 25 hours: 03:00–03:59
+    comes twice) and forward on 29 March (23 hours): the day's timeline has a bar for each
+    hour there was, and the calls at the repeated hour fall in two bars."""
+    since, until = local_days(day, day)
+    with runtime.db.session() as s:
+        for minutes in (30, 90, 150):  # 30 minutes into the day's 1st, 2nd and 3rd UTC hour
+            _call_at(s, since + timedelta(hours=2, minutes=minutes))
+    with runtime.db.session() as s:
+        got = compute(s, ["demo"], since, until)
+    assert got.timeline_step == "hour" and len(got.timeline) == hours
+    assert [b.calls for b in got.timeline[2:5]] == [1, 1, 1]
+    assert [b.start.astimezone(UTC) for b in got.timeline[:2]] == [since, since + HOUR]
+
+
+def test_a_week_across_the_change_of_the_clocks_has_seven_local_days(runtime: Runtime) -> None:
+    """22–28 October 2026: a call at 23:30 on Sunday the 25th (after the clocks went back)
+    belongs to Sunday, one at 00:30 on Monday to Monday; each bar starts at local midnight."""
+    helsinki = ZoneInfo("Europe/Helsinki")
+    since, until = local_days(date(2026, 10, 22), date(2026, 10, 28))
+    with runtime.db.session() as s:
+        for local in ((25, 23, 30), (26, 0, 30), (22, 0, 5), (28, 23, 55)):
+            day, hour, minute = local
+            _call_at(s, datetime(2026, 10, day, hour, minute, tzinfo=helsinki).astimezone(UTC))
+    with runtime.db.session() as s:
+        got = compute(s, ["demo"], since, until)
+    assert got.timeline_step == "day" and len(got.timeline) == 7
+    assert [b.calls for b in got.timeline] == [1, 0, 0, 1, 1, 0, 1]
+    starts = [b.start.astimezone(helsinki) for b in got.timeline]
+    assert [(d.day, d.hour, d.minute) for d in starts] == [(n, 0, 0) for n in range(22, 29)]
+    assert sum(b.calls for b in got.timeline) == got.calls == 4
+
+
+HOUR = timedelta(hours=1)
+
+
+def _call_at(s: Session, started: datetime) -> None:
+    s.add(
+        Call(
+            station_id="demo",
+            call_sid="CA" + uuid.uuid4().hex,
+            to_number="+358900000000",
+            state=CallState.READY,
+            started_at=started,
+            ended_at=started + timedelta(minutes=3),
+        )
+    )
