@@ -150,10 +150,15 @@ def sign_in_options(request: Request) -> dict[str, bool]:
 
 
 def login_page(
-    request: Request, error_key: str | None = None, status: int = 200, next: str | None = None
+    request: Request,
+    error_key: str | None = None,
+    status: int = 200,
+    next: str | None = None,
+    **values: object,
 ) -> Response:
-    """The login page, with the catalogue's message ``error_key`` when sign-in failed."""
-    error = messages(page_language(request))[error_key] if error_key else None
+    """The login page, with the catalogue's message ``error_key`` (filled with ``values``)
+    when sign-in failed."""
+    error = messages(page_language(request))[error_key].format(**values) if error_key else None
     context = {"error": error, "next": next, **sign_in_options(request)}
     return render(request, "login.html", context, status=status)
 
@@ -189,9 +194,7 @@ def login(
             )
     if wait is not None:
         seconds = max(1, math.ceil(wait.total_seconds()))
-        error = messages(page_language(request)).login_throttled.format(seconds=seconds)
-        context = {"error": error, "next": target, **sign_in_options(request)}
-        response = render(request, "login.html", context, status=429)
+        response = login_page(request, "login_throttled", 429, target, seconds=seconds)
         response.headers["Retry-After"] = str(seconds)
         return response
     with runtime.db.session() as session:
